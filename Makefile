@@ -1,0 +1,47 @@
+# Reproducible GAN/VAE benchmark. The README's two commands: `make repro` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export MPLBACKEND := Agg
+
+.PHONY: setup dataset repro test bench ui lock clean-outputs help
+
+help:  ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+setup: $(STAMP) dataset  ## Create .venv and install the project (a no-op when up to date).
+
+# Re-installs only when the project's dependencies or the constraints change.
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $@
+
+# Fashion-MNIST from Debian's package when we may install it; otherwise `prepare` downloads it.
+dataset:
+	@if [ ! -d $(FASHION_MNIST) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing dataset-fashion-mnist"; \
+		apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 \
+		|| { apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; } \
+		|| echo "warning: could not install dataset-fashion-mnist; prepare will download Fashion-MNIST"; \
+	fi
+
+repro: setup  ## Run the whole grid: prepare → fit-evaluator → train → evaluate → report.
+	$(BIN)/dvc repro
+
+test: setup  ## Run the test suite.
+	$(BIN)/python -m pytest
+
+bench: setup  ## Measure training throughput, evaluation time and memory.
+	$(BIN)/python -m benchmarks
+
+ui: setup  ## Open the MLflow UI on http://127.0.0.1:5000.
+	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --host 127.0.0.1 --port 5000
+
+lock: $(STAMP)  ## Refresh requirements.lock from the installed environment.
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' > requirements.lock

@@ -1,0 +1,325 @@
+"""Typed configuration: ``params.yaml`` parsed into pydantic models that reject unknown keys.
+
+``load_params`` validates the whole file and raises one :class:`ConfigError` listing every problem with
+its key path, so a stage fails before it writes anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.errors import ConfigError
+
+DatasetName = Literal["fashion-mnist", "mnist", "cifar10", "digits", "folder"]
+GanLossName = Literal["minimax", "ns", "lsgan", "wgan-gp", "hinge"]
+OptimizerName = Literal["adam", "rmsprop"]
+ExtractorName = Literal["domain"]
+
+
+class StrictModel(BaseModel):
+    """Base: unknown keys are errors, values are immutable after validation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(StrictModel):
+    """Which dataset to prepare and how."""
+
+    dataset: DatasetName = Field("fashion-mnist", description="Dataset source from the registry.")
+    root: Path | None = Field(
+        None,
+        description="Folder holding the source files (IDX files, torchvision layout, or images for 'folder'). "
+        "None: the dataset's default locations, then download.",
+    )
+    download: bool = Field(True, description="Allow torchvision to download when no local copy is found.")
+    resolution: int = Field(32, ge=8, le=256, description="Side of the square images written by prepare.")
+    channels: Literal[1, 3] | None = Field(None, description="Force 1 (grey) or 3 (RGB) channels; None keeps the source's.")
+    test_fraction: float = Field(
+        0.2, gt=0, lt=1, description="Test share for sources without an official split (digits, folder)."
+    )
+    max_train_samples: int | None = Field(None, gt=0, description="Keep at most this many training images.")
+    split_seed: int = Field(0, ge=0, description="Seed of the train/test split and subsampling.")
+
+
+class EvaluatorConfig(StrictModel):
+    """The domain classifier whose features define FID/KID and whose logits define IS."""
+
+    width: int = Field(32, ge=4, description="Channels of the first conv block (doubles per block).")
+    feature_dim: int = Field(128, ge=8, description="Size of the penultimate (FID/KID) feature layer.")
+    epochs: int = Field(3, ge=1, description="Training epochs over the prepared train split.")
+    batch_size: int = Field(128, ge=1, description="Mini-batch size.")
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate.")
+    seed: int = Field(0, ge=0, description="Seed of initialisation and data order.")
+    min_accuracy: float = Field(0.9, ge=0, le=1, description="Test accuracy below which the report warns.")
+
+
+class OptimizerConfig(StrictModel):
+    """One network's optimizer."""
+
+    name: OptimizerName = Field("adam", description="Optimizer: adam or rmsprop.")
+    lr: float = Field(2e-4, gt=0, description="Learning rate.")
+    betas: tuple[float, float] = Field((0.5, 0.999), description="Adam betas (ignored by rmsprop).")
+    weight_decay: float = Field(0.0, ge=0, description="L2 weight decay.")
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 <= b < 1 for b in value):
+            raise ValueError(f"each beta must be in [0, 1), got {list(value)}")
+        return value
+
+
+class EmaConfig(StrictModel):
+    """Exponential moving average of the generator weights, used for evaluation when enabled."""
+
+    enabled: bool = Field(False, description="Keep an EMA copy of the generator.")
+    decay: float = Field(0.999, gt=0, lt=1, description="EMA decay per step.")
+    start_step: int = Field(0, ge=0, description="Copy the weights (no averaging) before this step.")
+
+
+class DcganConfig(StrictModel):
+    """DCGAN-style generator and discriminator."""
+
+    name: Literal["dcgan"] = Field("dcgan", description="Architecture from the model registry.")
+    width: int = Field(32, ge=4, description="Base channel count; doubles per resolution halving.")
+    latent_dim: int = Field(64, ge=1, description="Size of the noise vector z.")
+    spectral_norm: bool = Field(False, description="Spectral normalisation on every discriminator layer.")
+    d_norm: Literal["batch", "layer", "none"] = Field(
+        "batch", description="Normalisation between discriminator convs (layer/none for gradient penalties and SN)."
+    )
+
+
+class ConvVaeConfig(StrictModel):
+    """Convolutional VAE (encoder mirrors the DCGAN discriminator, decoder the generator)."""
+
+    name: Literal["conv-vae"] = Field("conv-vae", description="Architecture from the model registry.")
+    width: int = Field(32, ge=4, description="Base channel count.")
+    latent_dim: int = Field(32, ge=1, description="Size of the latent code.")
+
+
+class GanVariant(StrictModel):
+    """A GAN cell's hyper-parameters."""
+
+    kind: Literal["gan"]
+    loss: GanLossName = Field(description="Adversarial loss from the loss registry.")
+    model: DcganConfig = Field(default_factory=DcganConfig)
+    g_optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    d_optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    n_critic: int = Field(1, ge=1, description="Discriminator updates per generator update.")
+    gp_weight: float = Field(10.0, ge=0, description="Gradient-penalty weight (wgan-gp).")
+    ema: EmaConfig = Field(default_factory=EmaConfig)
+    steps: int | None = Field(None, gt=0, description="Generator steps; None uses train.steps.")
+
+    @model_validator(mode="after")
+    def _penalty_needs_per_sample_critic(self) -> GanVariant:
+        if self.loss == "wgan-gp" and self.model.d_norm == "batch":
+            raise ValueError(
+                "model.d_norm: batch norm mixes samples and breaks the per-sample gradient penalty of wgan-gp; "
+                "use 'layer' or 'none'"
+            )
+        return self
+
+
+class VaeVariant(StrictModel):
+    """A VAE cell's hyper-parameters (beta = 1 is the plain ELBO)."""
+
+    kind: Literal["vae"]
+    model: ConvVaeConfig = Field(default_factory=ConvVaeConfig)
+    optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig(lr=1e-3, betas=(0.9, 0.999)))
+    beta: float = Field(1.0, gt=0, description="Weight of the KL term (beta-VAE when != 1).")
+    steps: int | None = Field(None, gt=0, description="Optimizer steps; None uses train.steps.")
+
+
+Variant = Annotated[GanVariant | VaeVariant, Field(discriminator="kind")]
+
+
+class GridConfig(StrictModel):
+    """The comparison grid DVC expands: every variant × every seed."""
+
+    variants: list[str] = Field(min_length=1, description="Names of sections under 'variants'.")
+    seeds: list[int] = Field(min_length=1, description="Training seeds.")
+
+    @field_validator("variants", "seeds")
+    @classmethod
+    def _unique(cls, value: list[Any]) -> list[Any]:
+        duplicates = sorted({str(v) for v in value if value.count(v) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate entries: {', '.join(duplicates)}")
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _non_negative(cls, value: list[int]) -> list[int]:
+        if any(seed < 0 for seed in value):
+            raise ValueError(f"seeds must be >= 0, got {value}")
+        return value
+
+
+class TrainConfig(StrictModel):
+    """Settings shared by every training cell."""
+
+    steps: int = Field(1500, gt=0, description="Generator (or VAE) optimizer steps per cell.")
+    batch_size: int = Field(64, gt=0, description="Images per step.")
+    log_every: int = Field(50, gt=0, description="Send buffered step metrics to MLflow every N steps.")
+    sample_every: int = Field(500, gt=0, description="Write and log a sample grid every N steps.")
+    checkpoint_every: int = Field(500, gt=0, description="Write a checkpoint every N steps.")
+    keep_checkpoints: int = Field(2, ge=1, description="How many newest checkpoints to keep.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when available, else cpu.")
+    deterministic: bool = Field(True, description="Deterministic kernels (bit-reproducible on CPU).")
+
+
+class EvaluateConfig(StrictModel):
+    """Sample-quality metrics of each cell."""
+
+    num_samples: int = Field(10_000, gt=0, description="Generated images scored per cell.")
+    batch_size: int = Field(500, gt=0, description="Batch size for generation and feature extraction.")
+    extractor: ExtractorName = Field("domain", description="Feature space of FID/IS/KID.")
+    kid_subsets: int = Field(100, gt=0, description="KID: number of subsets.")
+    kid_subset_size: int = Field(1000, gt=1, description="KID: images per subset (capped at the sample count).")
+    isc_splits: int = Field(10, gt=0, description="IS: number of splits.")
+
+
+class ReportConfig(StrictModel):
+    """What the report shows."""
+
+    confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of the intervals over seeds.")
+    samples_per_variant: int = Field(64, gt=0, le=256, description="Images in each variant's sample grid.")
+
+
+class TrackingConfig(StrictModel):
+    """MLflow settings ($MLFLOW_TRACKING_URI overrides the store)."""
+
+    experiment_prefix: str = Field("genbench", min_length=1, description="Experiment name: '<prefix>-<dataset>'.")
+
+
+class Params(StrictModel):
+    """The whole ``params.yaml``."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    evaluator: EvaluatorConfig = Field(default_factory=EvaluatorConfig)
+    grid: GridConfig
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    variants: dict[str, Variant] = Field(min_length=1, description="One section per variant name.")
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Params:
+        problems = cross_field_problems(self.model_dump())
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def variant(self, name: str) -> GanVariant | VaeVariant:
+        """The named variant's section; raises ConfigError listing the known names."""
+        if name not in self.variants:
+            raise ConfigError(f"unknown variant '{name}': params define {', '.join(sorted(self.variants))}")
+        return self.variants[name]
+
+    def steps_for(self, name: str) -> int:
+        """Optimizer steps of a variant: its own ``steps`` or ``train.steps``."""
+        return self.variant(name).steps or self.train.steps
+
+    def cell_config(self, variant: str, seed: int) -> dict[str, Any]:
+        """The resolved configuration of one grid cell (what training depends on), as plain data."""
+        return {
+            "variant": variant,
+            "seed": seed,
+            "data": self.data.model_dump(mode="json"),
+            "train": self.train.model_dump(mode="json"),
+            "steps": self.steps_for(variant),
+            "model": self.variant(variant).model_dump(mode="json"),
+        }
+
+
+def _is_power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    value = raw.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def cross_field_problems(raw: dict[str, Any]) -> list[str]:
+    """Checks spanning sections, as ``key.path: message`` lines; tolerant of invalid input elsewhere."""
+    problems = []
+    grid, variants, data, train = (_section(raw, key) for key in ("grid", "variants", "data", "train"))
+    names = grid.get("variants")
+    if isinstance(names, list) and isinstance(raw.get("variants"), dict):
+        undefined = [str(name) for name in names if name not in variants]
+        if undefined:
+            problems.append(
+                f"grid.variants: {', '.join(undefined)} not defined under 'variants' "
+                f"(defined: {', '.join(sorted(map(str, variants))) or 'none'})"
+            )
+    resolution = data.get("resolution", 32)
+    if isinstance(resolution, int) and resolution >= 8 and not _is_power_of_two(resolution):
+        problems.append(
+            f"data.resolution: the conv architectures need a power of two (8, 16, 32, 64, ...), got {resolution}"
+        )
+    batch, max_train = train.get("batch_size", 64), data.get("max_train_samples")
+    if isinstance(batch, int) and isinstance(max_train, int) and 0 < max_train < batch:
+        problems.append(f"train.batch_size: {batch} is larger than data.max_train_samples ({max_train})")
+    return problems
+
+
+def _format_location(loc: tuple[Any, ...]) -> str:
+    """``('variants', 'vae', 'vae', 'beta')`` → ``variants.vae.beta`` (drops the union tag pydantic inserts)."""
+    if len(loc) >= 3 and loc[0] == "variants" and loc[2] in ("gan", "vae"):
+        loc = loc[:2] + loc[3:]
+    return ".".join(f"[{item}]" if isinstance(item, int) else str(item) for item in loc).replace(".[", "[")
+
+
+def format_validation_error(error: ValidationError, source: str) -> list[str]:
+    """One line per problem: ``<file>: <key.path>: <message> (got <value>)``."""
+    lines = []
+    for problem in error.errors():
+        where = _format_location(tuple(problem["loc"]))
+        message = problem["msg"].removeprefix("Value error, ")
+        if not where:  # cross-field checks already name their keys, one per line
+            lines += [f"{source}: {line}" for line in message.splitlines()]
+            continue
+        got = ""
+        if problem["type"] not in ("missing", "value_error") and "input" in problem:
+            got = f" (got {problem['input']!r})"
+        lines.append(f"{source}: {where}: {message}{got}")
+    return lines
+
+
+def parse_params(raw: Any, source: str = "params.yaml") -> Params:
+    """Validate already-loaded YAML data; raises ConfigError listing every problem."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections at the top level, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        lines = format_validation_error(error, source)
+        if all(problem["loc"] for problem in error.errors()):  # field errors hid the cross-field checks: add them
+            lines += [f"{source}: {line}" for line in cross_field_problems(raw)]
+        count = len(lines)
+        raise ConfigError(f"{source}: {count} problem{'s' if count != 1 else ''}:\n" + "\n".join(lines)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``; raises ConfigError for a missing file, bad YAML or bad values."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: params file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read params file: {error}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+    return parse_params(raw, str(path))

@@ -1,0 +1,57 @@
+"""The trained sampling network as a file: ``runs/<cell>/generator.pt`` written by train, read by evaluate.
+
+One dict (format version, family, output type, latent size, model config, data shape, weights) from
+which :func:`load_generator` rebuilds an :class:`ImageGenerator` without the training code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+
+from pipeline.errors import InputError
+from pipeline.io import atomic_save
+from pipeline.models import ImageGenerator, build_model
+
+FORMAT_VERSION = 1
+# Which network of a family's builder samples images, and how its output maps to [-1, 1].
+_SAMPLING_NETWORK = {
+    "gan": (lambda nets: nets["generator"], "tanh"),
+    "vae": (lambda nets: nets["vae"].decoder, "logits"),
+}
+
+
+def export_generator(path: Path, generator: ImageGenerator, *, kind: str, model: dict[str, Any], meta: dict) -> None:
+    """Write ``generator`` with what is needed to rebuild it."""
+    state = {
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "output": generator.output,
+        "latent_dim": generator.latent_dim,
+        "model": model,
+        "channels": meta["channels"],
+        "resolution": meta["resolution"],
+        "state_dict": {k: v.detach().cpu() for k, v in generator.net.state_dict().items()},
+    }
+    atomic_save(path, lambda handle: torch.save(state, handle))
+
+
+def load_generator(path: Path, *, device: torch.device | str = "cpu") -> tuple[ImageGenerator, dict[str, Any]]:
+    """Rebuild the generator saved at ``path`` (eval mode); InputError when missing or not a generator file."""
+    if not Path(path).is_file():
+        raise InputError(f"{path}: no trained generator; run `python -m stages train` for this cell first")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - truncated or foreign file
+        raise InputError(f"{path}: unreadable generator file ({type(error).__name__}: {error})") from None
+    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION or state.get("kind") not in _SAMPLING_NETWORK:
+        raise InputError(f"{path}: not a generator file of format version {FORMAT_VERSION}")
+    pick, output = _SAMPLING_NETWORK[state["kind"]]
+    networks = build_model(SimpleNamespace(**state["model"]), channels=state["channels"], resolution=state["resolution"])
+    net = pick(networks)
+    net.load_state_dict(state["state_dict"])
+    generator = ImageGenerator(net, latent_dim=state["latent_dim"], output=output).to(device).eval()
+    return generator, {k: v for k, v in state.items() if k != "state_dict"}

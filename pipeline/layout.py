@@ -1,0 +1,28 @@
+"""Where each stage reads and writes, relative to the repository root (the folder DVC runs stages in)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PREPARED_DIR = Path("data/prepared")
+EVALUATOR_PATH = Path("models/evaluator.pt")
+EVALUATOR_METRICS_PATH = Path("models/evaluator.json")
+RUNS_DIR = Path("runs")
+METRICS_DIR = Path("metrics")
+REPORTS_DIR = Path("reports")
+CACHE_DIR = Path(".cache/fid-stats")
+
+
+def cell_name(variant: str, seed: int) -> str:
+    """The grid cell's key, as DVC's matrix names it: ``<variant>-<seed>``."""
+    return f"{variant}-{seed}"
+
+
+def run_dir(variant: str, seed: int) -> Path:
+    """Training outputs of one cell: checkpoints/, samples/, generator.pt, train.json."""
+    return RUNS_DIR / cell_name(variant, seed)
+
+
+def metrics_path(variant: str, seed: int) -> Path:
+    """Evaluation result of one cell."""
+    return METRICS_DIR / f"{cell_name(variant, seed)}.json"

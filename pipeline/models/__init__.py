@@ -1,0 +1,83 @@
+"""Model registry: architecture name → builder of the networks a variant trains.
+
+A builder takes the variant's model config plus the data's ``channels`` and ``resolution`` and returns a
+dict of named modules (``generator``/``discriminator`` for GANs, ``vae`` for VAEs). ``ImageGenerator``
+wraps whatever maps a latent code to an image so evaluation and export treat every family alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from pipeline.models.dcgan import Discriminator, Generator, init_weights
+from pipeline.models.vae import ConvVAE
+
+Builder = Callable[..., dict[str, nn.Module]]
+
+
+def build_dcgan(cfg: Any, *, channels: int, resolution: int) -> dict[str, nn.Module]:
+    """DCGAN generator + discriminator, DCGAN-initialised."""
+    generator = Generator(latent_dim=cfg.latent_dim, channels=channels, resolution=resolution, width=cfg.width)
+    discriminator = Discriminator(
+        channels=channels, resolution=resolution, width=cfg.width, norm=cfg.d_norm, spectral_norm=cfg.spectral_norm
+    )
+    generator.apply(init_weights)
+    discriminator.apply(init_weights)
+    return {"generator": generator, "discriminator": discriminator}
+
+
+def build_conv_vae(cfg: Any, *, channels: int, resolution: int) -> dict[str, nn.Module]:
+    """Convolutional VAE."""
+    return {"vae": ConvVAE(channels=channels, resolution=resolution, width=cfg.width, latent_dim=cfg.latent_dim)}
+
+
+MODELS: dict[str, Builder] = {"dcgan": build_dcgan, "conv-vae": build_conv_vae}
+
+
+def build_model(cfg: Any, *, channels: int, resolution: int) -> dict[str, nn.Module]:
+    """Look up ``cfg.name`` in the registry; an unknown name lists the valid ones."""
+    if cfg.name not in MODELS:
+        raise ValueError(f"'{cfg.name}' is not a supported model; choose one of: {', '.join(sorted(MODELS))}")
+    return MODELS[cfg.name](cfg, channels=channels, resolution=resolution)
+
+
+class ImageGenerator(nn.Module):
+    """z (B, latent) → images (B, C, R, R) in [-1, 1], for a GAN generator (tanh) or a VAE decoder (logits)."""
+
+    OUTPUTS = ("tanh", "logits")
+
+    def __init__(self, net: nn.Module, *, latent_dim: int, output: str) -> None:
+        super().__init__()
+        if output not in self.OUTPUTS:
+            raise ValueError(f"output must be one of {self.OUTPUTS}, got {output!r}")
+        self.net = net
+        self.latent_dim = latent_dim
+        self.output = output
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.net(z)
+        return torch.sigmoid(x) * 2 - 1 if self.output == "logits" else x
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator, batch_size: int = 500) -> torch.Tensor:
+        """``n`` uint8 images (n, C, R, R) on the CPU, from noise drawn with ``generator`` (CPU)."""
+        device = next(self.parameters()).device
+        chunks = []
+        for start in range(0, n, batch_size):
+            z = torch.randn(min(batch_size, n - start), self.latent_dim, generator=generator).to(device)
+            chunks.append(to_uint8(self(z)).cpu())
+        return torch.cat(chunks)
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] → uint8 in [0, 255]."""
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images → float in [-1, 1] (one tensor op)."""
+    return x.float().div_(127.5).sub_(1.0)

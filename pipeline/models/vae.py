@@ -1,0 +1,60 @@
+"""Convolutional VAE (Kingma & Welling, 2014): a DCGAN-shaped encoder and decoder with a Bernoulli likelihood.
+
+The encoder maps images in [-1, 1] to (mu, logvar); the decoder maps z to per-pixel logits of the
+intensity in [0, 1]. ``decode_image`` turns a code into an image in [-1, 1] (the likelihood's mean).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pipeline.models.dcgan import Generator, num_upsamplings
+
+
+class Encoder(nn.Module):
+    """Image (B, C, R, R) → (mu, logvar), each (B, latent)."""
+
+    def __init__(self, *, channels: int, resolution: int, width: int, latent_dim: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        c = width
+        for _ in range(num_upsamplings(resolution) - 1):
+            layers += [nn.Conv2d(c, c * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c * 2), nn.LeakyReLU(0.2, True)]
+            c *= 2
+        self.body = nn.Sequential(*layers, nn.Flatten())  # (B, c * 16)
+        self.head = nn.Linear(c * 16, 2 * latent_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.head(self.body(x)).chunk(2, dim=1)  # (B, latent) each
+        return mu, logvar.clamp(-30.0, 20.0)
+
+
+class Decoder(nn.Module):
+    """z (B, latent) → pixel logits (B, C, R, R); the generator body without its tanh."""
+
+    def __init__(self, *, channels: int, resolution: int, width: int, latent_dim: int) -> None:
+        super().__init__()
+        generator = Generator(latent_dim=latent_dim, channels=channels, resolution=resolution, width=width)
+        self.latent_dim = latent_dim
+        self.net = nn.Sequential(generator.stem, *list(generator.body)[:-1])  # drop Tanh: logits
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class ConvVAE(nn.Module):
+    """Encoder + reparameterisation + decoder."""
+
+    def __init__(self, *, channels: int, resolution: int, width: int, latent_dim: int) -> None:
+        super().__init__()
+        kwargs = dict(channels=channels, resolution=resolution, width=width, latent_dim=latent_dim)
+        self.latent_dim = latent_dim
+        self.encoder = Encoder(**kwargs)
+        self.decoder = Decoder(**kwargs)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns (pixel logits, mu, logvar) for a batch of images in [-1, 1]."""
+        mu, logvar = self.encoder(x)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # reparameterisation, (B, latent)
+        return self.decoder(z), mu, logvar

@@ -1,0 +1,1 @@
+"""Training: per-family update steps (``gan``, ``vae``), EMA, checkpoints and the cell loop."""

@@ -1,0 +1,24 @@
+"""The Typer application: one command per stage, looked up in ``COMMANDS``."""
+
+from __future__ import annotations
+
+import typer
+
+from stages import evaluate, fit_evaluator, prepare, report, train
+
+app = typer.Typer(
+    help="Reproducible benchmark of GAN and VAE variants: prepare → fit-evaluator → train → evaluate → report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+COMMANDS = {
+    "prepare": prepare.main,
+    "fit-evaluator": fit_evaluator.main,
+    "train": train.main,
+    "evaluate": evaluate.main,
+    "report": report.main,
+}
+for _name, _command in COMMANDS.items():
+    app.command(_name)(_command)
