@@ -233,7 +233,7 @@ class Params(StrictModel):
             "data": self.data.model_dump(mode="json"),
             "train": self.train.model_dump(mode="json"),
             "steps": self.steps_for(variant),
-            "model": self.variant(variant).model_dump(mode="json"),
+            "variant_params": self.variant(variant).model_dump(mode="json"),
         }
 
 

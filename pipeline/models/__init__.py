@@ -64,13 +64,13 @@ class ImageGenerator(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator, batch_size: int = 500) -> torch.Tensor:
-        """``n`` uint8 images (n, C, R, R) on the CPU, from noise drawn with ``generator`` (CPU)."""
+        """``n`` uint8 images (n, C, R, R) on the CPU, from noise drawn with ``generator`` (CPU).
+
+        All noise is drawn at once, so the images do not depend on ``batch_size``.
+        """
         device = next(self.parameters()).device
-        chunks = []
-        for start in range(0, n, batch_size):
-            z = torch.randn(min(batch_size, n - start), self.latent_dim, generator=generator).to(device)
-            chunks.append(to_uint8(self(z)).cpu())
-        return torch.cat(chunks)
+        noise = torch.randn(n, self.latent_dim, generator=generator)  # (n, latent)
+        return torch.cat([to_uint8(self(z.to(device))).cpu() for z in noise.split(batch_size)])
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:

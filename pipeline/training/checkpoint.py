@@ -19,7 +19,11 @@ from pipeline.io import atomic_save
 
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^step-(\d{8})\.pt$")
-RESUMABLE_CHANGES = frozenset({"steps"})  # keys that may differ on resume: extending the step budget
+# Keys that may differ on resume: the step budget (extending a run) and how often it logs and saves.
+RESUMABLE_CHANGES = frozenset({
+    "steps", "train.steps", "variant_params.steps", "train.log_every", "train.sample_every",
+    "train.checkpoint_every", "train.keep_checkpoints",
+})
 
 
 class ConfigChanged(InputError):

@@ -1,0 +1,110 @@
+"""Reading what the other stages wrote: per-cell metrics (required), loss logs and sample grids (optional)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline import layout
+from pipeline.config import Params
+from pipeline.errors import InputError
+from pipeline.reporting.stats import STATUSES, finite
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass(frozen=True)
+class LossLog:
+    """One cell's training log: the step column and one array per other column."""
+
+    steps: np.ndarray  # (T,)
+    columns: dict[str, np.ndarray]  # name -> (T,), NaN where unparsable or non-finite
+
+    def loss_names(self) -> list[str]:
+        """Columns that are losses (``loss`` or ``loss_*``); all numeric columns but throughput when none is."""
+        names = [n for n in self.columns if n == "loss" or n.startswith("loss_")]
+        return names or [n for n in self.columns if n != "images_per_second"]
+
+
+def read_cell(path: Path, variant: str, seed: int) -> dict[str, Any]:
+    """One cell's metrics; raises InputError when the file is missing, unreadable or inconsistent with the grid."""
+    hint = f"run `python -m stages evaluate --variant {variant} --seed {seed}` (or `dvc repro`) to create it"
+    try:
+        cell = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: metrics file of grid cell {variant}-{seed} not found: {hint}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"{path}: cannot read metrics of grid cell {variant}-{seed}: {error}; {hint}") from None
+    if not isinstance(cell, dict):
+        raise InputError(f"{path}: expected a JSON object, got {type(cell).__name__}; {hint}")
+    problems = []
+    if cell.get("variant") != variant or cell.get("seed") != seed:
+        problems.append(f"it describes variant {cell.get('variant')!r} seed {cell.get('seed')!r}")
+    if cell.get("status") not in STATUSES:
+        problems.append(f"status must be one of {', '.join(STATUSES)}, got {cell.get('status')!r}")
+    elif cell["status"] == "ok" and finite(cell.get("fid")) is None:
+        problems.append(f"an ok cell needs a finite number for 'fid', got {cell.get('fid')!r}")
+    if problems:
+        raise InputError(f"{path}: " + "; ".join(problems) + f"; {hint}")
+    return cell
+
+
+def read_cells(params: Params, *, root: Path) -> list[dict[str, Any]]:
+    """The metrics of every grid cell, variants then seeds in params order."""
+    return [
+        read_cell(root / layout.metrics_path(variant, seed), variant, seed)
+        for variant in params.grid.variants
+        for seed in params.grid.seeds
+    ]
+
+
+def _to_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        return math.nan
+    return value if math.isfinite(value) else math.nan
+
+
+def read_losses(path: Path) -> LossLog | None:
+    """Parse ``losses.csv`` (header ``step,<metric>,...``); None when missing, empty or without a step column."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+    if len(rows) < 2 or "step" not in rows[0]:
+        return None
+    header = [name.strip() for name in rows[0]]
+    table = np.array([[_to_float(v) for v in row] for row in rows[1:] if len(row) == len(header)], dtype=float)
+    if table.size == 0:
+        return None
+    step_index = header.index("step")
+    keep = ~np.isnan(table[:, step_index])
+    table = table[keep]
+    columns = {name: table[:, i] for i, name in enumerate(header) if i != step_index}
+    return LossLog(steps=table[:, step_index], columns=columns)
+
+
+def read_evaluator_accuracy(path: Path) -> float | None:
+    """The evaluator's ``test_accuracy``, None when the file is missing or holds none."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return finite(data.get("test_accuracy")) if isinstance(data, dict) else None
+
+
+def is_png(path: Path) -> bool:
+    """Whether ``path`` exists and starts with the PNG signature."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE
+    except OSError:
+        return False

@@ -1,0 +1,110 @@
+"""``write_report``: read the grid's results, then write every report file atomically under ``reports/``.
+
+Outputs (relative to ``root``)::
+
+    reports/metrics.json              summary (DVC metrics)
+    reports/report.md, report.html    the comparison report
+    reports/figures/fid.png           mean FID per variant with CI error bars
+    reports/figures/losses.png        training-loss curves, one subplot per variant
+    reports/figures/samples-<v>.png   the final sample grid of each variant's first ok seed
+    reports/plots/fid.csv             DVC bar plot data: variant,fid_mean,ci_low,ci_high,n
+    reports/plots/losses/<cell>.csv   DVC line plot data per cell: step,<loss>,...
+
+Everything is rendered in memory, then each file is written atomically (temp file + rename). Folders are never
+replaced whole, so the ``.gitignore`` files DVC keeps beside its outputs survive; files of cells or variants no
+longer in the grid are removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pipeline import layout
+from pipeline.config import Params
+from pipeline.io import atomic_write_bytes, atomic_write_json
+from pipeline.reporting import figures
+from pipeline.reporting.content import TITLE, build_document, feature_space
+from pipeline.reporting.document import render_html, render_markdown
+from pipeline.reporting.inputs import LossLog, is_png, read_cells, read_evaluator_accuracy, read_losses
+from pipeline.reporting.stats import finite, summarize
+
+FIGURES = "figures"
+PLOTS = "plots"
+LOSS_PLOTS = "plots/losses"
+
+
+def _remove_stale(folder: Path, pattern: str, keep: Iterable[Path]) -> None:
+    """Delete files in ``folder`` matching ``pattern`` whose name is not among ``keep``'s (earlier grids' leftovers)."""
+    names = {path.name for path in keep}
+    for path in folder.glob(pattern):
+        if path.name not in names:
+            path.unlink(missing_ok=True)
+
+
+def write_report(params: Params, *, root: Path = Path(".")) -> dict[str, Any]:
+    """Build the comparison report of the params' grid under ``root / reports``; returns the summary.
+
+    Raises :class:`~pipeline.errors.InputError` naming the file when a grid cell's metrics are missing or invalid.
+    Loss logs, sample grids and the evaluator metrics are optional: the report says what is missing. Everything is
+    rendered in memory first, so a failure leaves the previous report untouched.
+    """
+    root = Path(root)
+    out = root / layout.REPORTS_DIR
+    cells = read_cells(params, root=root)
+    summary = summarize(cells, confidence=params.report.confidence)
+    accuracy = read_evaluator_accuracy(root / layout.EVALUATOR_METRICS_PATH)
+    summary["evaluator"] = {"test_accuracy": accuracy, "min_accuracy": params.evaluator.min_accuracy}
+    files: dict[Path, bytes] = {}  # path relative to reports/ -> content
+    notes: list[str] = []
+
+    logs: dict[str, dict[int, LossLog]] = {}
+    for cell in cells:
+        variant, seed = cell["variant"], cell["seed"]
+        source = layout.run_dir(variant, seed) / "losses.csv"
+        log = read_losses(root / source)
+        if log is None:
+            if cell["status"] != "failed":
+                notes.append(f"No readable loss log for {variant}-{seed} ({source}).")
+            continue
+        logs.setdefault(variant, {})[seed] = log
+        files[Path(LOSS_PLOTS, f"{layout.cell_name(variant, seed)}.csv")] = figures.loss_plot_csv(log).encode()
+
+    sample_grids: dict[str, tuple[str, int]] = {}  # variant -> (path relative to the report, seed)
+    for variant in params.grid.variants:
+        for seed in [c["seed"] for c in cells if c["variant"] == variant and c["status"] == "ok"]:
+            source = root / layout.run_dir(variant, seed) / "samples" / "final.png"
+            if is_png(source):
+                path = Path(FIGURES, f"samples-{variant}.png")
+                files[path] = source.read_bytes()
+                sample_grids[variant] = (path.as_posix(), seed)
+                break
+
+    fid_values = {
+        v: [f for c in cells if c["variant"] == v and c["status"] == "ok" and (f := finite(c.get("fid"))) is not None]
+        for v in params.grid.variants
+    }
+    diverged = {(c["variant"], c["seed"]) for c in cells if c["status"] == "diverged"}
+    label = feature_space(summary["feature_extractor"])
+    files[Path(FIGURES, "fid.png")] = figures.fid_png(summary, fid_values, label=label)
+    files[Path(FIGURES, "losses.png")] = figures.losses_png(logs, diverged=diverged)
+    files[Path(PLOTS, "fid.csv")] = figures.fid_plot_csv(summary).encode()
+
+    blocks = build_document(
+        summary,
+        cells,
+        evaluator_accuracy=accuracy,
+        min_accuracy=params.evaluator.min_accuracy,
+        sample_grids=sample_grids,
+        notes=notes,
+    )
+    files[Path("report.md")] = render_markdown(blocks).encode()
+    files[Path("report.html")] = render_html(blocks, title=TITLE).encode()
+
+    for path, content in files.items():
+        atomic_write_bytes(out / path, content)
+    for folder, pattern in ((LOSS_PLOTS, "*.csv"), (FIGURES, "samples-*.png")):
+        _remove_stale(out / folder, pattern, [path for path in files if path.parent == Path(folder)])
+    atomic_write_json(out / "metrics.json", summary)
+    return summary

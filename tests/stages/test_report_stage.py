@@ -1,0 +1,86 @@
+"""The ``report`` command end to end: params file in, reports/ out, exit 2 when a grid cell has no metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from stages import report
+
+PARAMS = """\
+grid:
+  variants: [dcgan, vae]
+  seeds: [0, 1]
+evaluator:
+  min_accuracy: 0.9
+variants:
+  dcgan: {kind: gan, loss: ns}
+  vae: {kind: vae}
+"""
+FIDS = {("dcgan", 0): 30.0, ("dcgan", 1): 34.0, ("vae", 0): 50.0, ("vae", 1): 52.0}
+
+
+@pytest.fixture
+def app() -> typer.Typer:
+    app = typer.Typer()
+    app.command()(report.main)
+    return app
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A tmp repository root with params.yaml, every cell's metrics and the evaluator's metrics (no loss logs)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(PARAMS)
+    (tmp_path / "metrics").mkdir()
+    for (variant, seed), fid in FIDS.items():
+        metrics = {
+            "variant": variant, "seed": seed, "status": "ok", "fid": fid, "isc_mean": 4.0, "isc_std": 0.1,
+            "kid_mean": 0.02, "kid_std": 0.001, "feature_extractor": "domain-classifier", "num_samples": 64,
+            "train_seconds": 12.0, "images_per_second": 800.0, "mlflow_run_id": f"{variant}{seed}",
+        }  # fmt: skip
+        (tmp_path / "metrics" / f"{variant}-{seed}.json").write_text(json.dumps(metrics))
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models/evaluator.json").write_text(json.dumps({"test_accuracy": 0.93}))
+    return tmp_path
+
+
+def test_report_command_writes_the_report(app: typer.Typer, project: Path) -> None:
+    result = CliRunner().invoke(app, ["--params", "params.yaml"])
+    assert result.exit_code == 0, result.output
+    assert "dcgan has the lowest FID (domain classifier): 32.00 ± 25.41 (95% CI over 2 seeds)." in result.stdout
+    assert "Welch's t-test" in result.stdout
+    reports = project / "reports"
+    for name in ["report.md", "report.html", "metrics.json", "figures/fid.png", "figures/losses.png", "plots/fid.csv"]:
+        assert (reports / name).is_file(), name
+    metrics = json.loads((reports / "metrics.json").read_text())
+    assert metrics["best_variant"] == "dcgan" and metrics["grid"] == {"variants": ["dcgan", "vae"], "seeds": [0, 1]}
+    assert metrics["variants"]["vae"]["fid"]["mean"] == 51.0
+    md = (reports / "report.md").read_text()
+    assert "No readable loss log for dcgan-0 (runs/dcgan-0/losses.csv)." in md  # optional inputs: noted, not fatal
+    assert "No sample grid for: dcgan, vae" in md
+
+
+def test_missing_metrics_file_exits_2_naming_it(app: typer.Typer, project: Path) -> None:
+    (project / "metrics/vae-0.json").unlink()
+    result = CliRunner().invoke(app, ["--params", "params.yaml"])
+    assert result.exit_code == 2
+    assert "metrics/vae-0.json" in result.stderr and "evaluate --variant vae --seed 0" in result.stderr
+    assert not (project / "reports").exists()
+
+
+def test_invalid_params_exit_2(app: typer.Typer, project: Path) -> None:
+    (project / "params.yaml").write_text(PARAMS.replace("seeds: [0, 1]", "seeds: [0, 0]"))
+    result = CliRunner().invoke(app, ["--params", "params.yaml"])
+    assert result.exit_code == 2
+    assert "grid.seeds" in result.stderr
+
+
+def test_help_describes_the_stage(app: typer.Typer) -> None:
+    result = CliRunner().invoke(app, ["--help"])
+    assert result.exit_code == 0
+    assert "Welch" in result.stdout and "--params" in result.stdout

@@ -1,0 +1,124 @@
+"""The cell loop on tiny data: outputs, determinism, resume, the resume guard, divergence."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from pipeline.config import parse_params
+from pipeline.errors import InputError
+from pipeline.generators import load_generator
+from pipeline.training import checkpoint as ckpt
+from pipeline.training.loop import train_cell
+from tests.conftest import tiny_params, write_prepared
+
+
+def _params(**train):
+    raw = tiny_params()
+    raw["train"].update(train)
+    return parse_params(raw)
+
+
+def _weights(variant: str) -> dict[str, torch.Tensor]:
+    return torch.load(Path("runs") / f"{variant}-0" / "generator.pt", weights_only=True)["state_dict"]
+
+
+@pytest.mark.parametrize("variant", ["gan", "vae"])
+def test_outputs_of_a_cell(workdir: Path, variant: str) -> None:
+    write_prepared(workdir)
+    summary = train_cell(_params(), variant, 0, progress=False)
+    run = Path("runs") / f"{variant}-0"
+    assert summary["status"] == "ok" and summary["steps"] == 6
+    assert summary["images_per_second"] > 0 and summary["num_parameters"] > 0
+    assert json.loads((run / "train.json").read_text()) == summary
+    assert [p.name for p in sorted((run / "checkpoints").iterdir())] == ["step-00000003.pt", "step-00000006.pt"]
+    assert {p.name for p in (run / "samples").iterdir()} == {"step-00000003.png", "step-00000006.png", "final.png"}
+    rows = list(csv.DictReader((run / "losses.csv").open()))
+    assert [int(r["step"]) for r in rows] == list(range(1, 7))
+    assert ("loss_d" in rows[0]) == (variant == "gan") and ("kl" in rows[0]) == (variant == "vae")
+    generator, info = load_generator(run / "generator.pt")
+    assert info["kind"] == variant
+    assert generator.sample(5, generator=torch.Generator().manual_seed(0)).shape == (5, 1, 8, 8)
+
+    client = MlflowClient()
+    mlflow_run = client.get_run(summary["mlflow_run_id"])
+    assert mlflow_run.info.run_name == f"{variant}-s0" and mlflow_run.info.status == "FINISHED"
+    assert mlflow_run.data.params["train.batch_size"] == "8" and mlflow_run.data.tags["stage"] == "train"
+    history = client.get_metric_history(summary["mlflow_run_id"], "loss_d" if variant == "gan" else "loss")
+    assert sorted(m.step for m in history) == list(range(1, 7))
+    artifacts = [a.path for a in client.list_artifacts(summary["mlflow_run_id"], "samples")]
+    assert "samples/final.png" in artifacts
+
+
+def test_training_is_deterministic_on_cpu(workdir: Path) -> None:
+    write_prepared(workdir)
+    train_cell(_params(), "gan", 0, progress=False)
+    first = _weights("gan")
+    train_cell(_params(), "gan", 0, restart=True, progress=False)
+    second = _weights("gan")
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_resume_is_bit_identical(workdir: Path) -> None:
+    write_prepared(workdir)
+    train_cell(_params(), "gan", 0, progress=False)
+    uninterrupted = _weights("gan")
+    # Keep only the step-3 checkpoint, as if the run had been killed between steps 3 and 6.
+    (Path("runs/gan-0/checkpoints") / "step-00000006.pt").unlink()
+    summary = train_cell(_params(), "gan", 0, progress=False)
+    resumed = _weights("gan")
+    assert all(torch.equal(uninterrupted[k], resumed[k]) for k in uninterrupted)
+    rows = list(csv.DictReader(Path("runs/gan-0/losses.csv").open()))
+    assert [int(r["step"]) for r in rows] == list(range(1, 7))
+    assert summary["steps"] == 6
+
+
+def test_resume_guard_lists_changed_keys(workdir: Path) -> None:
+    write_prepared(workdir)
+    train_cell(_params(), "gan", 0, progress=False)
+    with pytest.raises(InputError, match=r"differs in: train\.batch_size"):
+        train_cell(_params(batch_size=4), "gan", 0, progress=False)
+    summary = train_cell(_params(batch_size=4), "gan", 0, on_config_change="restart", progress=False)
+    assert summary["status"] == "ok"
+    state = ckpt.load_checkpoint(ckpt.list_checkpoints(Path("runs/gan-0/checkpoints"))[-1][1])
+    assert state["config"]["train"]["batch_size"] == 4
+
+
+def test_extending_the_step_budget_resumes(workdir: Path) -> None:
+    write_prepared(workdir)
+    train_cell(_params(), "gan", 0, progress=False)
+    summary = train_cell(_params(steps=9), "gan", 0, progress=False)
+    assert summary["steps"] == 9
+    assert len(list(csv.DictReader(Path("runs/gan-0/losses.csv").open()))) == 9
+
+
+def test_divergence_is_isolated(workdir: Path) -> None:
+    write_prepared(workdir)
+    raw = tiny_params()
+    raw["variants"]["gan"]["d_optimizer"] = {"lr": 1.0e30}
+    raw["variants"]["gan"]["g_optimizer"] = {"lr": 1.0e30}
+    summary = train_cell(parse_params(raw), "gan", 0, progress=False)
+    assert summary["status"] == "diverged" and "non-finite" in summary["reason"]
+    assert Path("runs/gan-0/generator.pt").is_file()
+    assert MlflowClient().get_run(summary["mlflow_run_id"]).info.status == "FAILED"
+
+
+def test_batch_larger_than_dataset(workdir: Path) -> None:
+    write_prepared(workdir, n_train=4)
+    with pytest.raises(InputError, match="train.batch_size: 8 is larger than the prepared train split"):
+        train_cell(_params(), "gan", 0, progress=False)
+    assert not Path("runs").exists()
+
+
+def test_corrupt_checkpoint_is_reported(workdir: Path) -> None:
+    write_prepared(workdir)
+    folder = Path("runs/gan-0/checkpoints")
+    folder.mkdir(parents=True)
+    (folder / "step-00000003.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="step-00000003.pt: unreadable checkpoint"):
+        train_cell(_params(), "gan", 0, progress=False)
