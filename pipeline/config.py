@@ -48,11 +48,11 @@ class DataConfig(StrictModel):
 class EvaluatorConfig(StrictModel):
     """The domain classifier whose features define FID/KID and whose logits define IS."""
 
-    width: int = Field(32, ge=4, description="Channels of the first conv block (doubles per block).")
+    width: int = Field(16, ge=4, description="Channels of the first conv block (doubles per block).")
     feature_dim: int = Field(128, ge=8, description="Size of the penultimate (FID/KID) feature layer.")
     epochs: int = Field(3, ge=1, description="Training epochs over the prepared train split.")
     batch_size: int = Field(128, ge=1, description="Mini-batch size.")
-    lr: float = Field(1e-3, gt=0, description="Adam learning rate.")
+    lr: float = Field(3e-3, gt=0, description="Adam peak learning rate, cosine-decayed to zero over the fit.")
     seed: int = Field(0, ge=0, description="Seed of initialisation and data order.")
     min_accuracy: float = Field(0.9, ge=0, le=1, description="Test accuracy below which the report warns.")
 

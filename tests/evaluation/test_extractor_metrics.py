@@ -1,0 +1,203 @@
+"""The torch-fidelity extractor and the metric wrapper: FID/IS/KID on tiny inputs and the reference cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch_fidelity.utils
+from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+from pipeline.config import EvaluateConfig
+from pipeline.errors import InputError
+from pipeline.evaluation.classifier import DomainClassifier, save_evaluator, to_unit_range
+from pipeline.evaluation.extractor import (
+    EXTRACTOR_NAME,
+    DomainFeatureExtractor,
+    register_domain_extractor,
+    to_classifier_input,
+)
+from pipeline.evaluation.classifier import fit_classifier
+from pipeline.evaluation.metrics import ImageTensorDataset, compute_metrics, frechet_distance, reference_cache_name
+from tests.evaluation.test_classifier import TINY, separable
+
+CFG = EvaluateConfig(num_samples=64, batch_size=32, kid_subsets=10, kid_subset_size=1000, isc_splits=4)
+
+
+def random_images(n: int, *, seed: int, channels: int = 1, resolution: int = 8) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, channels, resolution, resolution), generator=g, dtype=torch.uint8)
+
+
+def write_evaluator(path: Path, *, seed: int, channels: int = 1, resolution: int = 8) -> Path:
+    """An untrained (random) classifier is enough for the metric plumbing."""
+    torch.manual_seed(seed)
+    model = DomainClassifier(channels, resolution, num_classes=4, width=4, feature_dim=8).eval()
+    save_evaluator(path, model, metrics={"test_accuracy": 0.0}, data_fingerprint="synthetic")
+    return path
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_evaluator(tmp_path_factory.mktemp("models") / "evaluator.pt", seed=0)
+
+
+@pytest.fixture(scope="module")
+def trained_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A classifier fitted on the separable 4-class images (< 1 s)."""
+    model, metrics = fit_classifier(*separable(256), *separable(64, seed=1), TINY, num_classes=4)
+    assert metrics["test_accuracy"] >= 0.95
+    path = tmp_path_factory.mktemp("trained") / "evaluator.pt"
+    save_evaluator(path, model, metrics=metrics, data_fingerprint="separable")
+    return path
+
+
+def test_registration_is_idempotent() -> None:
+    assert register_domain_extractor() == EXTRACTOR_NAME == "domain-classifier"
+    assert register_domain_extractor() == EXTRACTOR_NAME
+    assert FEATURE_EXTRACTORS_REGISTRY[EXTRACTOR_NAME] is DomainFeatureExtractor
+
+
+def test_grey_input_round_trips_through_three_channels() -> None:
+    grey = random_images(5, seed=1)
+    three = torch.stack([ImageTensorDataset(grey)[i] for i in range(5)])  # what torch-fidelity batches
+    assert three.shape == (5, 3, 8, 8) and three.dtype == torch.uint8
+    torch.testing.assert_close(to_classifier_input(three, channels=1, resolution=8), to_unit_range(grey))
+
+
+def test_input_is_resized_to_the_classifier_resolution() -> None:
+    flat = torch.full((2, 3, 16, 16), 255, dtype=torch.uint8)
+    x = to_classifier_input(flat, channels=1, resolution=8)
+    assert x.shape == (2, 1, 8, 8)
+    torch.testing.assert_close(x, torch.ones_like(x))
+    with pytest.raises(ValueError, match="uint8"):
+        to_classifier_input(flat.float(), channels=1, resolution=8)
+
+
+def test_extractor_features_follow_the_requested_order(weights: Path) -> None:
+    assert DomainFeatureExtractor.get_default_feature_layer_for_metric("fid") == "feat"
+    assert DomainFeatureExtractor.get_default_feature_layer_for_metric("kid") == "feat"
+    assert DomainFeatureExtractor.get_default_feature_layer_for_metric("isc") == "logits"
+    extractor = DomainFeatureExtractor(
+        EXTRACTOR_NAME, ["logits_unbiased", "feat", "logits"], feature_extractor_weights_path=str(weights)
+    )
+    x = random_images(6, seed=2).expand(-1, 3, -1, -1)
+    unbiased, feat, logits = extractor(x)
+    assert feat.shape == (6, 8) and logits.shape == (6, 4) and unbiased.shape == (6, 4)
+    classifier = extractor.classifier
+    torch.testing.assert_close(logits, classifier(to_unit_range(x[:, :1])))
+    torch.testing.assert_close(unbiased, logits - classifier.head.bias)
+
+
+def test_frechet_distance_of_known_gaussians() -> None:
+    mu1, mu2 = np.zeros(3), np.array([1.0, 2.0, 0.0])
+    sigma1, sigma2 = np.diag([1.0, 4.0, 9.0]), np.diag([4.0, 4.0, 1.0])
+    # |mu1 - mu2|^2 + sum (sqrt(a) - sqrt(b))^2 for diagonal covariances
+    assert frechet_distance(mu1, sigma1, mu2, sigma2) == pytest.approx(5.0 + 1.0 + 0.0 + 4.0, abs=1e-9)
+    assert frechet_distance(mu1, sigma1, mu1, sigma1) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_identical_sets_score_zero_and_shifted_sets_do_not(trained_weights: Path, tmp_path: Path) -> None:
+    reference = separable(64, seed=3)[0]
+    kwargs = {"cfg": CFG, "weights_path": trained_weights, "reference_key": "ref", "cache_dir": tmp_path}
+    same = compute_metrics(reference.clone(), reference, **kwargs)
+    shifted = compute_metrics(reference // 2, reference, **kwargs)
+    assert abs(same["fid"]) < 1e-3
+    assert shifted["fid"] > 1.0
+    # Unbiased KID of a set against itself, subsets = whole sets: 2(S/m - trace K)/(m(m-1)) <= 0 for a PSD kernel.
+    assert same["kid_mean"] <= 0 < shifted["kid_mean"]
+    for result in (same, shifted):
+        assert {key: type(value) for key, value in result.items()} == {
+            "fid": float, "isc_mean": float, "isc_std": float, "kid_mean": float, "kid_std": float,
+            "num_samples": int, "num_reference": int, "kid_subset_size": int, "feature_extractor": str,
+            "evaluator_sha256": str,
+        }
+        assert 1.0 <= result["isc_mean"] <= 4.0  # IS lies between 1 and the number of classes
+        assert result["feature_extractor"] == "domain-classifier" and result["num_samples"] == 64
+
+
+def test_inception_score_counts_confidently_recognised_classes(trained_weights: Path, tmp_path: Path) -> None:
+    images, labels = separable(256, seed=11)
+    kwargs = {"cfg": CFG, "weights_path": trained_weights, "reference_key": "ref", "cache_dir": tmp_path}
+    balanced = compute_metrics(images[:64], images, **kwargs)
+    one_class = compute_metrics(images[labels == 2][:64], images, **kwargs)
+    assert balanced["isc_mean"] > 3.0  # four classes, each recognised
+    assert one_class["isc_mean"] < 1.5  # a single class
+
+
+def test_kid_subset_size_is_capped_by_the_sample_counts(weights: Path, tmp_path: Path) -> None:
+    generated, reference = random_images(50, seed=4), random_images(64, seed=5)
+    result = compute_metrics(generated, reference, cfg=CFG, weights_path=weights, reference_key="ref",
+                             cache_dir=tmp_path)
+    assert CFG.kid_subset_size == 1000 and result["kid_subset_size"] == 50
+    assert result["num_samples"] == 50 and result["num_reference"] == 64
+    assert np.isfinite([result["kid_mean"], result["kid_std"], result["fid"]]).all()
+
+
+@pytest.fixture
+def extraction_spy(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Records which torch-fidelity input slots (1 = generated, 2 = reference) had features extracted."""
+    calls: list[int] = []
+    original = torch_fidelity.utils.extract_featuresdict_from_input_id
+
+    def spy(input_id, feat_extractor, **kwargs):
+        calls.append(input_id)
+        return original(input_id, feat_extractor, **kwargs)
+
+    monkeypatch.setattr(torch_fidelity.utils, "extract_featuresdict_from_input_id", spy)
+    return calls
+
+
+def test_reference_features_are_cached_and_generated_ones_are_not(
+    weights: Path, tmp_path: Path, extraction_spy: list[int]
+) -> None:
+    reference = random_images(64, seed=6)
+    cache = tmp_path / "cache"
+    first = compute_metrics(random_images(64, seed=7), reference, cfg=CFG, weights_path=weights,
+                            reference_key="fp-test", cache_dir=cache)
+    assert extraction_spy == [1, 2]
+    files = sorted(cache.iterdir())
+    name = reference_cache_name("fp-test", reference, extractor=EXTRACTOR_NAME, weights_sha256=first["evaluator_sha256"])
+    assert files and all(path.name.startswith(name) for path in files)  # only the reference is cached
+    mtimes = {path: path.stat().st_mtime_ns for path in files}
+
+    second = compute_metrics(random_images(64, seed=7), reference, cfg=CFG, weights_path=weights,
+                             reference_key="fp-test", cache_dir=cache)
+    assert extraction_spy == [1, 2, 1]  # the reference came from the cache
+    assert {path: path.stat().st_mtime_ns for path in sorted(cache.iterdir())} == mtimes
+    assert second["fid"] == pytest.approx(first["fid"], rel=1e-9)
+
+
+def test_cache_name_depends_on_weights_data_and_key(tmp_path: Path, weights: Path, extraction_spy: list[int]) -> None:
+    reference = random_images(64, seed=8)
+    other_weights = write_evaluator(tmp_path / "other.pt", seed=1)
+    cache = tmp_path / "cache"
+    for path in (weights, other_weights):
+        compute_metrics(random_images(64, seed=9), reference, cfg=CFG, weights_path=path, reference_key="fp-test",
+                        cache_dir=cache)
+    assert extraction_spy == [1, 2, 1, 2]  # new weights: the reference is extracted again, not read from the cache
+    assert len({path.name.split("-domain-classifier-features-")[0] for path in cache.glob("*features*")}) == 2
+
+    names = {
+        reference_cache_name("fp-test", reference, extractor=EXTRACTOR_NAME, weights_sha256="a" * 64),
+        reference_cache_name("fp-test", reference, extractor=EXTRACTOR_NAME, weights_sha256="b" * 64),
+        reference_cache_name("fp-train", reference, extractor=EXTRACTOR_NAME, weights_sha256="a" * 64),
+        reference_cache_name("fp-test", reference[:32], extractor=EXTRACTOR_NAME, weights_sha256="a" * 64),
+        reference_cache_name("fp-test", 255 - reference, extractor=EXTRACTOR_NAME, weights_sha256="a" * 64),
+    }
+    assert len(names) == 5
+    assert all("/" not in name for name in names)
+    assert "/" not in reference_cache_name("a/b c", reference, extractor=EXTRACTOR_NAME, weights_sha256="a" * 64)
+
+
+def test_missing_evaluator_and_too_few_samples_are_input_errors(tmp_path: Path, weights: Path) -> None:
+    images = random_images(8, seed=10)
+    with pytest.raises(InputError, match="fit-evaluator"):
+        compute_metrics(images, images, cfg=CFG, weights_path=tmp_path / "none.pt", reference_key="r",
+                        cache_dir=tmp_path)
+    with pytest.raises(InputError, match="isc_splits"):
+        compute_metrics(images[:3], images, cfg=CFG, weights_path=weights, reference_key="r", cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="uint8"):
+        compute_metrics(images.float(), images, cfg=CFG, weights_path=weights, reference_key="r", cache_dir=tmp_path)

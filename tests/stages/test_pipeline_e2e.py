@@ -1,0 +1,103 @@
+"""End to end: `dvc repro` of a tiny grid in a temporary copy of the repository, then its outputs and MLflow runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import REPO, tiny_params, write_params
+
+pytestmark = pytest.mark.slow
+COPIED = ["pipeline", "stages", "dvc.yaml", ".dvcignore"]
+
+
+def _dvc(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["PYTHONPATH"] = str(repo)
+    result = subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = tmp_path_factory.mktemp("repo")
+    for name in COPIED:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, repo / name)
+    raw = tiny_params()
+    raw["evaluate"]["num_samples"] = 200
+    write_params(repo / "params.yaml", raw)
+    _dvc(repo, "init", "--no-scm", "-q")
+    _dvc(repo, "config", "core.analytics", "false")
+    _dvc(repo, "repro")
+    return repo
+
+
+def test_metrics_files_of_every_cell(reproduced: Path) -> None:
+    for variant in ("gan", "vae"):
+        metrics = json.loads((reproduced / "metrics" / f"{variant}-0.json").read_text())
+        assert metrics["variant"] == variant and metrics["seed"] == 0 and metrics["status"] == "ok"
+        assert metrics["num_samples"] == 200 and metrics["feature_extractor"] == "domain-classifier"
+        for key in ("fid", "isc_mean", "isc_std", "kid_mean", "kid_std", "train_seconds", "images_per_second"):
+            assert isinstance(metrics[key], float), key
+        assert metrics["fid"] >= 0 and metrics["isc_mean"] >= 1
+
+
+def test_report_and_dvc_metrics(reproduced: Path) -> None:
+    summary = json.loads((reproduced / "reports" / "metrics.json").read_text())
+    assert set(summary["variants"]) == {"gan", "vae"}
+    assert summary["best_variant"] in {"gan", "vae"}
+    fid = summary["variants"]["gan"]["fid"]
+    assert fid["n"] == 1 and isinstance(fid["mean"], float)
+    report = (reproduced / "reports" / "report.md").read_text()
+    assert "FID (domain classifier)" in report and summary["best_variant"] in report
+    assert (reproduced / "reports" / "report.html").read_text().lstrip().lower().startswith("<!doctype html")
+    for figure in ("fid.png", "losses.png", "samples-gan.png", "samples-vae.png"):
+        assert (reproduced / "reports" / "figures" / figure).stat().st_size > 0
+    shown = json.loads(_dvc(reproduced, "metrics", "show", "--json").stdout)
+    assert "reports/metrics.json" in json.dumps(shown)
+
+
+def test_mlflow_has_one_run_per_cell_with_metrics(reproduced: Path) -> None:
+    client = MlflowClient(f"sqlite:///{reproduced / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("genbench-digits")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["gan-s0", "vae-s0"]
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        assert {"fid", "isc_mean", "kid_mean"} <= set(run.data.metrics)
+        assert run.data.params["variant"] == run.info.run_name[:-3]
+        assert run.data.tags["git_commit"]
+
+
+def test_second_repro_does_nothing_and_a_variant_edit_reruns_only_its_cells(reproduced: Path) -> None:
+    again = _dvc(reproduced, "repro")
+    assert "Running stage" not in again.stdout
+    params_path = reproduced / "params.yaml"
+    original = params_path.read_text()
+    raw = yaml.safe_load(original)
+    raw["variants"]["vae"]["beta"] = 2.0
+    params_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    try:
+        status = json.loads(_dvc(reproduced, "status", "--json").stdout)
+    finally:
+        params_path.write_text(original)
+    # only the edited variant's cells (and downstream of them) are stale; the other variant is untouched
+    assert "train@vae-0" in status
+    assert set(status) <= {"train@vae-0", "evaluate@vae-0", "report"}
