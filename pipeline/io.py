@@ -79,6 +79,20 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def read_json(path: str | Path, *, what: str, hint: str, error: type[Exception] | None = None) -> Any:
+    """Parse a JSON file another stage wrote; a missing or unreadable file raises ``error`` (default InputError)
+    as ``<path>: <what> not found|unreadable (...); <hint>``."""
+    from pipeline.errors import InputError
+
+    error = error or InputError
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found; {hint}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as problem:
+        raise error(f"{path}: {what} unreadable ({problem}); {hint}") from None
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     """Hex SHA-256 of a file's bytes."""
     digest = hashlib.sha256()

@@ -17,7 +17,7 @@ def test_shipped_params_validate() -> None:
     params = load_params(REPO / "params.yaml")
     assert params.grid.variants == ["dcgan-ns", "lsgan", "wgan-gp", "hinge-sn", "vae", "beta-vae"]
     assert params.grid.seeds == [0, 1]
-    assert params.variant("wgan-gp").n_critic == 5
+    assert params.variant("wgan-gp").n_critic == 1 and params.variant("wgan-gp").model.d_norm == "layer"
 
 
 def test_registries_match_config_names() -> None:

@@ -7,7 +7,6 @@ Files: ``{train,test}_images.npy`` (N, C, H, W) uint8, ``{train,test}_labels.npy
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +18,7 @@ from pipeline.config import DataConfig
 from pipeline.data.sources import get_source
 from pipeline.data.transforms import convert_channels, resize_square, subsample
 from pipeline.errors import DataError
-from pipeline.io import atomic_directory, atomic_write_json, sha256_file
+from pipeline.io import atomic_directory, atomic_write_json, read_json, sha256_file
 
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
@@ -85,12 +84,7 @@ def prepare_dataset(cfg: DataConfig, out_dir: Path = layout.PREPARED_DIR) -> dic
 def load_meta(root: Path = layout.PREPARED_DIR) -> dict[str, Any]:
     """The prepared dataset's ``meta.json``; DataError if it is missing or malformed."""
     path = Path(root) / META_FILE
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: prepared dataset not found; {RERUN_HINT}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DataError(f"{path}: unreadable ({error}); {RERUN_HINT}") from None
+    meta = read_json(path, what="prepared dataset", hint=RERUN_HINT, error=DataError)
     missing = [key for key in META_KEYS if not isinstance(meta, dict) or key not in meta]
     if missing:
         raise DataError(f"{path}: missing {', '.join(missing)}; {RERUN_HINT}")

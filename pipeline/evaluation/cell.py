@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +10,9 @@ import torch
 from pipeline import layout
 from pipeline.config import Params
 from pipeline.data import load_meta, load_prepared
-from pipeline.errors import InputError
 from pipeline.evaluation.metrics import compute_metrics
 from pipeline.generators import load_generator
-from pipeline.io import atomic_write_json
+from pipeline.io import atomic_write_json, read_json
 from pipeline.tracking import CellRun
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation noise is independent of the training noise of the same seed
@@ -24,13 +22,8 @@ EXTRACTOR_NAMES = {"domain": "domain-classifier"}
 
 def read_train_summary(variant: str, seed: int) -> dict[str, Any]:
     """``runs/<cell>/train.json``; InputError when the cell was not trained."""
-    path = layout.run_dir(variant, seed) / "train.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: missing; run `python -m stages train --variant {variant} --seed {seed}` first") from None
-    except (OSError, json.JSONDecodeError) as error:
-        raise InputError(f"{path}: unreadable training summary ({error})") from None
+    hint = f"run `python -m stages train --variant {variant} --seed {seed}` first"
+    return read_json(layout.run_dir(variant, seed) / "train.json", what="training summary", hint=hint)
 
 
 def evaluate_cell(params: Params, variant: str, seed: int) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import numpy as np
 from pipeline import layout
 from pipeline.config import Params
 from pipeline.errors import InputError
+from pipeline.io import read_json
 from pipeline.reporting.stats import STATUSES, finite
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -35,12 +36,7 @@ class LossLog:
 def read_cell(path: Path, variant: str, seed: int) -> dict[str, Any]:
     """One cell's metrics; raises InputError when the file is missing, unreadable or inconsistent with the grid."""
     hint = f"run `python -m stages evaluate --variant {variant} --seed {seed}` (or `dvc repro`) to create it"
-    try:
-        cell = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: metrics file of grid cell {variant}-{seed} not found: {hint}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InputError(f"{path}: cannot read metrics of grid cell {variant}-{seed}: {error}; {hint}") from None
+    cell = read_json(path, what=f"metrics file of grid cell {variant}-{seed}", hint=hint)
     if not isinstance(cell, dict):
         raise InputError(f"{path}: expected a JSON object, got {type(cell).__name__}; {hint}")
     problems = []
