@@ -8,7 +8,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: setup dataset repro test bench ui lock clean-outputs help
+.PHONY: setup dataset repro test ui lock help
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -36,9 +36,6 @@ repro: setup  ## Run the whole grid: prepare → fit-evaluator → train → eva
 
 test: setup  ## Run the test suite.
 	$(BIN)/python -m pytest
-
-bench: setup  ## Measure training throughput, evaluation time and memory.
-	$(BIN)/python -m benchmarks
 
 ui: setup  ## Open the MLflow UI on http://127.0.0.1:5000.
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --host 127.0.0.1 --port 5000
