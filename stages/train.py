@@ -39,8 +39,15 @@ def main(
     cfg = load(params)
     check_in_grid(cfg, variant, seed)
     from pipeline.training.loop import train_cell  # heavy imports after validation
+    from pipeline.training.signals import Interrupted
 
-    summary = train_cell(cfg, variant, seed, restart=restart, on_config_change=on_config_change.value, progress=progress)
+    try:
+        summary = train_cell(
+            cfg, variant, seed, restart=restart, on_config_change=on_config_change.value, progress=progress
+        )
+    except Interrupted as stop:
+        typer.echo(f"{variant}-{seed}: {stop}; re-run the same command to resume", err=True)
+        raise typer.Exit(stop.exit_code) from None
     ips = summary["images_per_second"]
     typer.echo(
         f"{variant}-{seed}: {summary['status']} after {summary['steps']} steps in {summary['train_seconds']:.1f} s"

@@ -7,6 +7,7 @@ bit-identically on CPU.
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 from pathlib import Path
@@ -18,6 +19,7 @@ from pipeline.errors import InputError
 from pipeline.io import atomic_save
 
 FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
 _NAME = re.compile(r"^step-(\d{8})\.pt$")
 # Keys that may differ on resume: the step budget (extending a run) and how often it logs and saves.
 RESUMABLE_CHANGES = frozenset({
@@ -76,12 +78,18 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any], prefix: s
 
 
 def find_resumable(folder: Path, config: dict[str, Any]) -> dict[str, Any] | None:
-    """The newest checkpoint made with the same config (up to ``RESUMABLE_CHANGES``), or None when there is none.
+    """The newest readable checkpoint made with the same config (up to ``RESUMABLE_CHANGES``), or None when there is none.
 
-    Raises InputError listing the differing keys when the newest checkpoint was made with another config.
+    Unreadable checkpoints are skipped with a warning; when none is readable, InputError. Raises InputError listing the differing keys when the newest checkpoint was made with another config.
     """
+    unusable = []
     for _, path in reversed(list_checkpoints(folder)):
-        state = load_checkpoint(path)
+        try:
+            state = load_checkpoint(path)
+        except InputError as error:  # e.g. truncated by a crash: fall back to the previous one
+            log.warning("skipping %s", error)
+            unusable.append(str(error))
+            continue
         diffs = [key for key in config_differences(state["config"], config) if key not in RESUMABLE_CHANGES]
         if state["step"] > config["steps"]:
             diffs.append(f"steps (checkpoint is at step {state['step']}, budget is {config['steps']})")
@@ -91,6 +99,8 @@ def find_resumable(folder: Path, config: dict[str, Any]) -> dict[str, Any] | Non
                 f"(differs in: {', '.join(diffs)}); pass --restart to discard them"
             )
         return state
+    if unusable:
+        raise InputError(f"{folder}: no usable checkpoint ({'; '.join(unusable)}); pass --restart to discard them")
     return None
 
 

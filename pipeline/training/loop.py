@@ -32,6 +32,7 @@ from pipeline.training import checkpoint as ckpt
 from pipeline.training.data_order import BatchStream
 from pipeline.training.gan import GanTrainer
 from pipeline.training.rng import rng_state, set_rng_state
+from pipeline.training.signals import Interrupted, deferred_signals
 from pipeline.training.vae import VaeTrainer
 
 SAMPLE_GRID_SIZE = 64
@@ -210,7 +211,7 @@ def train_cell(
     images_per_step = batch_size * trainer.batches_per_step
     bar = Progress(TextColumn(f"{variant}-s{seed}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                    TimeRemainingColumn(), console=console, disable=not progress, refresh_per_second=2)
-    with bar:
+    with deferred_signals() as pending, bar:
         task = bar.add_task("train", total=total_steps, completed=step, info="")
         tick = time.perf_counter()
         while step < total_steps:
@@ -219,7 +220,8 @@ def train_cell(
             step += 1
             steps.add(step, out, images_per_step / max(time.perf_counter() - started, 1e-9))
             bar.update(task, advance=1)
-            boundary = step == total_steps or step % params.train.log_every == 0
+            signum = pending()
+            boundary = step == total_steps or step % params.train.log_every == 0 or signum is not None
             if boundary or step % params.train.checkpoint_every == 0 or step % params.train.sample_every == 0:
                 rows = steps.drain()
                 history.extend(rows)
@@ -234,8 +236,11 @@ def train_cell(
                 bar.update(task, info=" ".join(f"{k}={v:.3g}" for k, v in rows[-1].items() if k.startswith("loss")))
                 if step % params.train.sample_every == 0 or step == total_steps:
                     sample_grid(f"step-{step:08d}.png")
-                if step % params.train.checkpoint_every == 0 or step == total_steps:
+                if step % params.train.checkpoint_every == 0 or step == total_steps or signum is not None:
                     save(step)
+                if signum is not None:
+                    run.finish("KILLED")
+                    raise Interrupted(signum, step)
                 tick = time.perf_counter()
 
     if status == "diverged":

@@ -115,10 +115,24 @@ def test_batch_larger_than_dataset(workdir: Path) -> None:
     assert not Path("runs").exists()
 
 
-def test_corrupt_checkpoint_is_reported(workdir: Path) -> None:
+def test_only_corrupt_checkpoints_is_an_error(workdir: Path) -> None:
     write_prepared(workdir)
     folder = Path("runs/gan-0/checkpoints")
     folder.mkdir(parents=True)
     (folder / "step-00000003.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(InputError, match="step-00000003.pt: unreadable checkpoint"):
+    with pytest.raises(InputError, match=r"no usable checkpoint .*step-00000003.pt: unreadable checkpoint"):
         train_cell(_params(), "gan", 0, progress=False)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_corrupt_newest_checkpoint_falls_back_to_the_previous(workdir: Path, damage: str) -> None:
+    write_prepared(workdir)
+    train_cell(_params(), "gan", 0, progress=False)
+    uninterrupted = _weights("gan")
+    newest = Path("runs/gan-0/checkpoints/step-00000006.pt")
+    data = newest.read_bytes()
+    newest.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"\x00garbage" * 100)
+    summary = train_cell(_params(), "gan", 0, progress=False)
+    assert summary["steps"] == 6
+    resumed = _weights("gan")
+    assert all(torch.equal(uninterrupted[k], resumed[k]) for k in uninterrupted)
