@@ -46,9 +46,7 @@ def _edit(path: str, value: object) -> dict:
     return raw
 
 
-@pytest.mark.parametrize(
-    ("path", "value", "expected"),
-    [
+HOSTILE = [
         ("train.batchsize", 8, "train.batchsize: Extra inputs are not permitted"),
         ("train.steps", -5, "train.steps: Input should be greater than 0"),
         ("train.batch_size", "many", "train.batch_size: Input should be a valid integer"),
@@ -67,8 +65,10 @@ def _edit(path: str, value: object) -> dict:
         ("evaluate.num_samples", 0, "evaluate.num_samples: Input should be greater than 0"),
         ("variants.gan.betas", [0.5, 0.9], "variants.gan.betas: Extra inputs are not permitted"),
         ("variants.gan.g_optimizer", {"betas": [0.5, 1.5]}, "variants.gan.g_optimizer.betas: Value error, each beta"),
-    ],
-)
+]
+
+
+@pytest.mark.parametrize(("path", "value", "expected"), HOSTILE)
 def test_each_problem_names_its_key(path: str, value: object, expected: str) -> None:
     message = _problems(_edit(path, value))
     assert expected.replace("Value error, ", "") in message

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from stages.app import COMMANDS, app
 from tests.conftest import REPO, tiny_params, write_params, write_prepared
+from tests.test_config import HOSTILE, _edit
 
 runner = CliRunner()
 
@@ -41,6 +42,34 @@ def test_invalid_params_exit_2_before_writing(command: str, workdir: Path) -> No
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert "train.steps" in result.output and "variants.gan.loss" in result.output
+    assert sorted(p.name for p in workdir.iterdir()) == ["params.yaml"]
+
+
+@pytest.mark.parametrize(("path", "value", "expected"), HOSTILE)
+def test_hostile_params_through_train_exit_2_and_write_nothing(path: str, value: object, expected: str,
+                                                               workdir: Path) -> None:
+    write_prepared(workdir)
+    write_params(workdir / "params.yaml", _edit(path, value))
+    before = sorted(p.relative_to(workdir) for p in workdir.rglob("*"))
+    result = runner.invoke(app, ["train", "--variant", "vae", "--seed", "0", "--no-progress"])
+    assert result.exit_code == 2
+    assert expected.replace("Value error, ", "") in result.output
+    assert sorted(p.relative_to(workdir) for p in workdir.rglob("*")) == before
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("grid: [unclosed\n", "invalid YAML at line"),
+        ("", "expected a mapping of sections at the top level, got NoneType"),
+        ("- just\n- a list\n", "expected a mapping of sections at the top level, got list"),
+        ("variants: {}\n", "grid: Field required"),
+    ],
+)
+def test_unparseable_params_exit_2(text: str, expected: str, workdir: Path) -> None:
+    (workdir / "params.yaml").write_text(text)
+    result = runner.invoke(app, ["prepare"])
+    assert result.exit_code == 2 and expected in result.output
     assert sorted(p.name for p in workdir.iterdir()) == ["params.yaml"]
 
 
