@@ -17,7 +17,7 @@ from pipeline.errors import ConfigError
 DatasetName = Literal["fashion-mnist", "mnist", "cifar10", "digits", "folder"]
 GanLossName = Literal["minimax", "ns", "lsgan", "wgan-gp", "hinge"]
 OptimizerName = Literal["adam", "rmsprop"]
-ExtractorName = Literal["domain"]
+ExtractorName = Literal["domain", "inception-v3-compat"]
 
 
 class StrictModel(BaseModel):
@@ -167,20 +167,51 @@ class TrainConfig(StrictModel):
     log_every: int = Field(50, gt=0, description="Send buffered step metrics to MLflow every N steps.")
     sample_every: int = Field(500, gt=0, description="Write and log a sample grid every N steps.")
     checkpoint_every: int = Field(500, gt=0, description="Write a checkpoint every N steps.")
+    snapshot_every: int = Field(
+        200, gt=0, description="Save the sampling network every N steps: evaluate scores these snapshots for the "
+        "FID-over-training curve."
+    )
     keep_checkpoints: int = Field(2, ge=1, description="How many newest checkpoints to keep.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when available, else cpu.")
     deterministic: bool = Field(True, description="Deterministic kernels (bit-reproducible on CPU).")
 
 
 class EvaluateConfig(StrictModel):
-    """Sample-quality metrics of each cell."""
+    """Sample-quality metrics of each cell, the FID-over-training curve and the real-vs-real noise floor."""
 
     num_samples: int = Field(10_000, gt=0, description="Generated images scored per cell.")
     batch_size: int = Field(500, gt=0, description="Batch size for generation and feature extraction.")
-    extractor: ExtractorName = Field("domain", description="Feature space of FID/IS/KID.")
+    extractors: list[ExtractorName] = Field(
+        default_factory=lambda: ["domain"], min_length=1,
+        description="Feature spaces scored, the first is the headline one: domain (the fitted domain classifier) "
+        "and/or inception-v3-compat (torch-fidelity's Inception-v3: literature-comparable, slow on CPU).",
+    )
+    inception_weights: Path | None = Field(
+        None, description="Local Inception-v3 weights file (torch-fidelity format); None downloads them once."
+    )
     kid_subsets: int = Field(100, gt=0, description="KID: number of subsets.")
     kid_subset_size: int = Field(1000, gt=1, description="KID: images per subset (capped at the sample count).")
     isc_splits: int = Field(10, gt=0, description="IS: number of splits.")
+    prc_neighborhood: int = Field(3, gt=0, description="Precision/recall: k of the k-NN manifold radius.")
+    bootstrap: int = Field(200, ge=0, description="Bootstrap resamples of the generated features for the FID "
+                           "interval of each cell (headline feature space); 0 disables it.")
+    confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of each cell's bootstrap interval.")
+    coverage_min_share: float = Field(
+        0.1, gt=0, le=1, description="A class counts as covered when its share of the generated samples is at least "
+        "this fraction of its share of the real test set.",
+    )
+    curve_samples: int = Field(2000, ge=2, description="Generated images per training snapshot (FID-over-training "
+                               "curve, domain features).")
+    noise_floor_repeats: int = Field(3, gt=0, description="Real-vs-real FIDs (test split vs disjoint train subsets "
+                                     "of the same size) averaged for the noise floor.")
+
+    @field_validator("extractors")
+    @classmethod
+    def _unique_extractors(cls, value: list[str]) -> list[str]:
+        repeated = sorted({name for name in value if value.count(name) > 1})
+        if repeated:
+            raise ValueError(f"each feature space once, repeated: {', '.join(repeated)}")
+        return value
 
 
 class ReportConfig(StrictModel):

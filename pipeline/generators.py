@@ -1,4 +1,5 @@
-"""The trained sampling network as a file: ``runs/<cell>/generator.pt`` written by train, read by evaluate.
+"""The trained sampling network as a file: ``runs/<cell>/generator.pt`` and the training snapshots
+``runs/<cell>/snapshots/step-*.pt``, written by train, read by evaluate.
 
 One dict (format version, family, output type, latent size, model config, data shape, weights) from
 which :func:`load_generator` rebuilds an :class:`ImageGenerator` without the training code.
@@ -24,9 +25,12 @@ _SAMPLING_NETWORK = {
 }
 
 
-def export_generator(path: Path, generator: ImageGenerator, *, kind: str, model: dict[str, Any], meta: dict) -> None:
-    """Write ``generator`` with what is needed to rebuild it."""
+def export_generator(
+    path: Path, generator: ImageGenerator, *, kind: str, model: dict[str, Any], meta: dict, extra: dict | None = None
+) -> None:
+    """Write ``generator`` with what is needed to rebuild it; ``extra`` (plain data) is stored alongside."""
     state = {
+        **(extra or {}),
         "format_version": FORMAT_VERSION,
         "kind": kind,
         "output": generator.output,
@@ -55,3 +59,22 @@ def load_generator(path: Path, *, device: torch.device | str = "cpu") -> tuple[I
     net.load_state_dict(state["state_dict"])
     generator = ImageGenerator(net, latent_dim=state["latent_dim"], output=output).to(device).eval()
     return generator, {k: v for k, v in state.items() if k != "state_dict"}
+
+
+def snapshot_path(folder: Path, step: int) -> Path:
+    """``snapshots/step-XXXXXXXX.pt``."""
+    return folder / f"step-{step:08d}.pt"
+
+
+def list_snapshots(folder: Path) -> list[tuple[int, Path]]:
+    """(step, path) of the snapshots in ``folder``, oldest first."""
+    found = [(int(path.stem.removeprefix("step-")), path) for path in Path(folder).glob("step-*.pt")
+             if path.stem.removeprefix("step-").isdigit()]
+    return sorted(found)
+
+
+def discard_snapshots_after(folder: Path, step: int) -> None:
+    """Remove snapshots newer than ``step`` (left by a run that is restarted or resumed from an older checkpoint)."""
+    for at, path in list_snapshots(folder):
+        if at > step:
+            path.unlink()

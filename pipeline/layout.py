@@ -11,6 +11,7 @@ RUNS_DIR = Path("runs")
 METRICS_DIR = Path("metrics")
 REPORTS_DIR = Path("reports")
 CACHE_DIR = Path(".cache/fid-stats")
+NOISE_FLOOR_PATH = METRICS_DIR / "noise-floor.json"
 
 
 def cell_name(variant: str, seed: int) -> str:

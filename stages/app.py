@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from stages import evaluate, fit_evaluator, prepare, report, train
+from stages import evaluate, fit_evaluator, noise_floor, prepare, report, train
 
 app = typer.Typer(
-    help="Reproducible benchmark of GAN and VAE variants: prepare → fit-evaluator → train → evaluate → report.",
+    help="Reproducible benchmark of GAN and VAE variants: prepare → fit-evaluator → train → evaluate (+ noise-floor) → report.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -18,6 +18,7 @@ COMMANDS = {
     "fit-evaluator": fit_evaluator.main,
     "train": train.main,
     "evaluate": evaluate.main,
+    "noise-floor": noise_floor.main,
     "report": report.main,
 }
 for _name, _command in COMMANDS.items():

@@ -1,4 +1,4 @@
-"""``evaluate``: score one grid cell's samples with FID, IS and KID."""
+"""``evaluate``: score one grid cell's samples (FID, IS, KID, precision/recall, mode coverage, FID over training)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,14 @@ def main(variant: VariantOption, seed: SeedOption, params: ParamsOption = Path("
     if result["status"] != "ok":
         typer.echo(f"{variant}-{seed}: {result['status']} ({result['reason']}); no metrics")
         return
+    ci = f" [{result['fid_ci_low']:.3f}, {result['fid_ci_high']:.3f}]" if result["fid_ci_low"] is not None else ""
     typer.echo(
-        f"{variant}-{seed}: FID {result['fid']:.3f}  IS {result['isc_mean']:.3f}  "
-        f"KID {result['kid_mean']:.5f}  ({result['num_samples']} samples, {result['feature_extractor']})"
+        f"{variant}-{seed}: FID {result['fid']:.3f}{ci}  IS {result['isc_mean']:.3f}  KID {result['kid_mean']:.5f}  "
+        f"precision {result['precision']:.3f}  recall {result['recall']:.3f}  "
+        f"classes {result['classes_covered']}/{result['num_classes']}  "
+        f"({result['num_samples']} samples, {result['feature_extractor']})"
     )
+    for extractor, scores in result["feature_spaces"].items():
+        if extractor != result["feature_extractor"]:
+            typer.echo(f"{variant}-{seed}: FID {scores['fid']:.3f}  IS {scores['isc_mean']:.3f}  "
+                       f"KID {scores['kid_mean']:.5f}  ({extractor})")

@@ -18,9 +18,10 @@ TINY_PARAMS: dict[str, Any] = {
     "grid": {"variants": ["gan", "vae"], "seeds": [0]},
     "data": {"dataset": "digits", "resolution": 8},
     "evaluator": {"epochs": 1, "width": 4, "feature_dim": 8, "batch_size": 32},
-    "train": {"steps": 6, "batch_size": 8, "log_every": 2, "sample_every": 3, "checkpoint_every": 3},
+    "train": {"steps": 6, "batch_size": 8, "log_every": 2, "sample_every": 3, "checkpoint_every": 3, "snapshot_every": 3},
     "report": {"confidence": 0.95},
-    "evaluate": {"num_samples": 64, "batch_size": 32, "kid_subsets": 5, "kid_subset_size": 16, "isc_splits": 2},
+    "evaluate": {"num_samples": 64, "batch_size": 32, "kid_subsets": 5, "kid_subset_size": 16, "isc_splits": 2,
+                 "bootstrap": 20, "curve_samples": 32, "noise_floor_repeats": 2},
     "variants": {
         "gan": {"kind": "gan", "loss": "ns", "model": {"width": 4, "latent_dim": 8}},
         "vae": {"kind": "vae", "model": {"width": 4, "latent_dim": 4}},

@@ -63,6 +63,13 @@ HOSTILE = [
         ("grid.variants", ["gan", "sngan"], "grid.variants: sngan not defined under 'variants'"),
         ("grid.variants", [], "grid.variants: List should have at least 1 item"),
         ("evaluate.num_samples", 0, "evaluate.num_samples: Input should be greater than 0"),
+        ("evaluate.extractors", ["inception"], "evaluate.extractors[0]: Input should be 'domain' or 'inception-v3-compat'"),
+        ("evaluate.extractors", ["domain", "domain"], "evaluate.extractors: Value error, each feature space once"),
+        ("evaluate.extractors", [], "evaluate.extractors: List should have at least 1 item"),
+        ("evaluate.extractor", "domain", "evaluate.extractor: Extra inputs are not permitted"),
+        ("evaluate.coverage_min_share", 0, "evaluate.coverage_min_share: Input should be greater than 0"),
+        ("evaluate.bootstrap", -1, "evaluate.bootstrap: Input should be greater than or equal to 0"),
+        ("train.snapshot_every", 0, "train.snapshot_every: Input should be greater than 0"),
         ("variants.gan.betas", [0.5, 0.9], "variants.gan.betas: Extra inputs are not permitted"),
         ("variants.gan.g_optimizer", {"betas": [0.5, 1.5]}, "variants.gan.g_optimizer.betas: Value error, each beta"),
 ]

@@ -1,4 +1,4 @@
-"""Evaluation: the domain classifier (feature network), its torch-fidelity extractor, and FID/IS/KID."""
+"""Evaluation: the domain classifier, feature spaces, FID/IS/KID/PRC, uncertainty, mode coverage, curves."""
 
 from pipeline.evaluation.classifier import (
     DomainClassifier,
@@ -8,17 +8,21 @@ from pipeline.evaluation.classifier import (
     weights_hash,
 )
 from pipeline.evaluation.extractor import EXTRACTOR_NAME, DomainFeatureExtractor, register_domain_extractor
-from pipeline.evaluation.metrics import compute_metrics, frechet_distance
+from pipeline.evaluation.features import FEATURE_SPACES, Features, FeatureSpace
+from pipeline.evaluation.metrics import frechet_distance, score_features
 
 __all__ = [
     "EXTRACTOR_NAME",
+    "FEATURE_SPACES",
     "DomainClassifier",
     "DomainFeatureExtractor",
-    "compute_metrics",
+    "FeatureSpace",
+    "Features",
     "fit_classifier",
     "frechet_distance",
     "load_evaluator",
     "register_domain_extractor",
     "save_evaluator",
+    "score_features",
     "weights_hash",
 ]

@@ -1,23 +1,36 @@
-"""Evaluate one grid cell: sample from its trained generator, score it, write ``metrics/<cell>.json``, log to MLflow."""
+"""Evaluate one grid cell: sample from its trained generator, score it in every configured feature space, score its
+training snapshots, write ``metrics/<cell>.json`` and log it all to the cell's MLflow run.
+
+The first of ``evaluate.extractors`` is the headline feature space: its numbers are the file's top-level ``fid``,
+``isc_mean``, ... and get the bootstrap interval; every space's numbers are under ``feature_spaces``. Mode
+coverage and the FID-over-training curve always use the domain classifier (cheap, and it knows the classes).
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from pipeline import layout
-from pipeline.config import Params
+from pipeline.config import EvaluateConfig, Params
 from pipeline.data import load_meta, load_prepared
-from pipeline.evaluation.metrics import compute_metrics
+from pipeline.evaluation.curve import score_snapshots, time_to_within
+from pipeline.evaluation.features import FEATURE_SPACES, FeatureDict, Features, FeatureSpace
+from pipeline.evaluation.metrics import METRIC_KEYS, fid_statistics, score_features
+from pipeline.evaluation.modes import class_coverage
+from pipeline.evaluation.uncertainty import FrechetToReference, bootstrap_fid
 from pipeline.generators import load_generator
 from pipeline.io import atomic_write_json, read_json
 from pipeline.tracking import CellRun
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation noise is independent of the training noise of the same seed
-METRIC_KEYS = ("fid", "isc_mean", "isc_std", "kid_mean", "kid_std")
-EXTRACTOR_NAMES = {"domain": "domain-classifier"}
+CURVE_SEED_OFFSET = 2_000_003
+CI_KEYS = ("fid_ci_low", "fid_ci_high", "fid_bootstrap_std", "fid_ci_confidence", "fid_ci_method")
+COVERAGE_KEYS = ("num_classes", "classes_covered", "class_kl", "class_histogram", "real_class_share", "class_names")
+CURVE_KEYS = ("fid_curve", "curve_feature_extractor", "curve_num_samples", "time_to_within_10pct",
+              "steps_to_within_10pct")
+SPACE_KEYS = (*METRIC_KEYS, "fid_ci_low", "fid_ci_high")
 
 
 def read_train_summary(variant: str, seed: int) -> dict[str, Any]:
@@ -26,33 +39,106 @@ def read_train_summary(variant: str, seed: int) -> dict[str, Any]:
     return read_json(layout.run_dir(variant, seed) / "train.json", what="training summary", hint=hint)
 
 
+def build_features(space: FeatureSpace, cfg: EvaluateConfig) -> Features:
+    """The extractor of ``space`` with its weights: the evaluator file, or the configured Inception weights."""
+    weights = layout.EVALUATOR_PATH if space.key == "domain" else cfg.inception_weights
+    return Features(space, weights, batch_size=cfg.batch_size, cuda=torch.cuda.is_available())
+
+
+class ReferenceSet:
+    """The test split and, per feature space, its (cached) features."""
+
+    def __init__(self, cfg: EvaluateConfig):
+        self.images, self.labels = load_prepared("test")
+        self.meta = load_meta()
+        self.key = f"{self.meta['fingerprint']}-test"
+        self.cfg = cfg
+        self.spaces: dict[str, tuple[Features, FeatureDict]] = {}
+
+    def features(self, key: str) -> tuple[Features, FeatureDict]:
+        if key not in self.spaces:
+            extractor = build_features(FEATURE_SPACES[key], self.cfg)
+            self.spaces[key] = extractor, extractor.reference(self.images, key=self.key, cache_dir=layout.CACHE_DIR)
+        return self.spaces[key]
+
+
+def score_samples(fake: torch.Tensor, reference: ReferenceSet, cfg: EvaluateConfig, seed: int) -> dict[str, Any]:
+    """Every metric of generated uint8 images ``fake``: headline space, other spaces, bootstrap, coverage."""
+    result: dict[str, Any] = {"feature_spaces": {}}
+    domain_logits = None
+    for index, key in enumerate(cfg.extractors):
+        extractor, ref = reference.features(key)
+        gen = extractor(fake)
+        scores = score_features(gen, ref, extractor.layers, cfg)
+        if index == 0 and cfg.bootstrap > 0:
+            layer = extractor.layers["fid"]
+            scores.update(bootstrap_fid(gen[layer], fid_statistics(ref[layer]), resamples=cfg.bootstrap,
+                                        confidence=cfg.confidence, seed=seed))
+        if index == 0:
+            result.update(scores)
+        result["feature_spaces"][extractor.space.extractor] = {k: scores.get(k) for k in SPACE_KEYS}
+        if key == "domain":
+            domain_logits = gen[extractor.layers["isc"]]
+    if domain_logits is None:
+        domain, _ = reference.features("domain")
+        domain_logits = domain(fake)[domain.layers["isc"]]
+    result.update(class_coverage(domain_logits, reference.labels, min_share=cfg.coverage_min_share))
+    result["class_names"] = reference.meta.get("class_names")
+    return result
+
+
+def score_curve(variant: str, seed: int, reference: ReferenceSet, cfg: EvaluateConfig) -> dict[str, Any]:
+    """The FID-over-training curve of the cell's snapshots in the domain feature space."""
+    domain, ref = reference.features("domain")
+    distance = FrechetToReference(fid_statistics(ref[domain.layers["fid"]]))
+    points = score_snapshots(layout.run_dir(variant, seed) / "snapshots", domain, distance,
+                             num_samples=cfg.curve_samples, seed=seed + CURVE_SEED_OFFSET, batch_size=cfg.batch_size)
+    return {"fid_curve": points, "curve_feature_extractor": domain.space.extractor,
+            "curve_num_samples": cfg.curve_samples, **time_to_within(points)}
+
+
 def evaluate_cell(params: Params, variant: str, seed: int) -> dict[str, Any]:
     """Score one cell and write its metrics file; diverged/failed cells get null metrics and their reason."""
     params.variant(variant)
     cfg = params.evaluate
     summary = read_train_summary(variant, seed)
+    headline = FEATURE_SPACES[cfg.extractors[0]]
     result: dict[str, Any] = {
         "variant": variant, "seed": seed, "status": summary["status"], "reason": summary.get("reason"),
-        "feature_extractor": EXTRACTOR_NAMES[cfg.extractor], "num_samples": cfg.num_samples,
+        "feature_extractor": headline.extractor, "num_samples": cfg.num_samples,
         **{key: summary.get(key) for key in ("steps", "train_seconds", "images_per_second", "num_parameters",
                                               "mlflow_run_id")},
-        **dict.fromkeys(METRIC_KEYS),
+        **dict.fromkeys((*METRIC_KEYS, *CI_KEYS, *COVERAGE_KEYS, *CURVE_KEYS, "feature_spaces")),
     }
+    reference = ReferenceSet(cfg)
     if summary["status"] == "ok":
         device = "cuda" if torch.cuda.is_available() else "cpu"
         generator, _ = load_generator(layout.run_dir(variant, seed) / "generator.pt", device=device)
         noise = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)
         fake = generator.sample(cfg.num_samples, generator=noise, batch_size=cfg.batch_size)  # (N, C, R, R) uint8
-        reference, _ = load_prepared("test")
-        meta = load_meta()
-        scores = compute_metrics(
-            fake, reference, cfg=cfg, weights_path=layout.EVALUATOR_PATH, reference_key=f"{meta['fingerprint']}-test"
-        )
-        result.update({key: scores[key] for key in METRIC_KEYS})
+        result.update(score_samples(fake, reference, cfg, seed))
+    result.update(score_curve(variant, seed, reference, cfg))
+    if summary["status"] != "ok":
+        result.update(time_to_within_10pct=None, steps_to_within_10pct=None)
     atomic_write_json(layout.metrics_path(variant, seed), result)
     if result["mlflow_run_id"]:
-        run = CellRun.attach(result["mlflow_run_id"])
-        run.log_metrics({k: result[k] for k in METRIC_KEYS if result[k] is not None}, step=int(result["steps"] or 0))
-        run.set_tags({"evaluated": "true", "feature_extractor": result["feature_extractor"]})
-        run.flush()
+        log_to_mlflow(result)
     return result
+
+
+def log_to_mlflow(result: dict[str, Any]) -> None:
+    """Headline metrics at the final step, other spaces prefixed by their extractor, the curve per snapshot step."""
+    run = CellRun.attach(result["mlflow_run_id"])
+    scalar = ("fid", "isc_mean", "isc_std", "kid_mean", "kid_std", "precision", "recall", "f_score", "fid_ci_low",
+              "fid_ci_high", "classes_covered", "class_kl", "time_to_within_10pct")
+    metrics = {k: float(result[k]) for k in scalar if result.get(k) is not None}
+    for extractor, scores in (result.get("feature_spaces") or {}).items():
+        if extractor != result["feature_extractor"]:
+            metrics.update({f"{extractor}/{k}": float(v) for k, v in scores.items() if v is not None})
+    run.log_metrics(metrics, step=int(result["steps"] or 0))
+    for point in result["fid_curve"] or []:
+        if point["fid"] is not None:
+            run.log_metrics({"curve_fid": point["fid"], "curve_train_seconds": point["train_seconds"]},
+                            step=point["step"])
+    run.set_tags({"evaluated": "true", "feature_extractor": result["feature_extractor"]})
+    run.flush()

@@ -1,68 +1,27 @@
-"""FID, IS and KID in the domain classifier's feature space, computed by torch-fidelity.
+"""FID, IS, KID and precision/recall of generated images in one feature space, with torch-fidelity's metric math.
 
-``compute_metrics`` scores generated images against reference images. The reference features and FID
-statistics are cached in ``.cache/fid-stats/`` under a name built from everything they depend on: the
-caller's reference key (dataset fingerprint and split), a digest of the reference pixels, the resolution,
-the extractor and the evaluator's weights hash. torch-fidelity's own key would ignore the last three.
-Generated images are never cached.
+Features are extracted once per image set (:class:`~pipeline.evaluation.features.Features`) and every metric is
+computed from them with torch-fidelity's functions, so the per-cell extras (bootstrap interval, class coverage)
+reuse the same features instead of running the network again.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch_fidelity
-from torch.utils.data import Dataset
-from torch_fidelity.metric_fid import fid_statistics_to_metric
+from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+from torch_fidelity.metric_isc import isc_features_to_metric
+from torch_fidelity.metric_kid import kid_features_to_metric
+from torch_fidelity.metric_prc import prc_features_to_metric
 
-from pipeline import layout
 from pipeline.config import EvaluateConfig
 from pipeline.errors import InputError
-from pipeline.evaluation.classifier import FIT_HINT, weights_hash
-from pipeline.evaluation.extractor import register_domain_extractor
+from pipeline.evaluation.features import FeatureDict
 
-
-class ImageTensorDataset(Dataset):
-    """uint8 (N, C, H, W) images as torch-fidelity wants them: one uint8 (3, H, W) tensor per item."""
-
-    def __init__(self, images: torch.Tensor):
-        check_images(images, "images")
-        self.images = images
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        image = self.images[index]  # (C, H, W)
-        return image.expand(3, -1, -1) if image.shape[0] == 1 else image  # grey → (3, H, W) view
-
-
-def check_images(images: torch.Tensor, what: str) -> None:
-    """Raise ValueError unless ``images`` is a uint8 N×C×H×W tensor with 1 or 3 channels."""
-    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 4:
-        raise ValueError(f"{what}: expected a uint8 N×C×H×W tensor, got {getattr(images, 'dtype', type(images))}"
-                         f" with shape {tuple(getattr(images, 'shape', ()))}")
-    if images.shape[1] not in (1, 3):
-        raise ValueError(f"{what}: expected 1 or 3 channels, got {images.shape[1]}")
-
-
-def images_digest(images: torch.Tensor) -> str:
-    """Hex SHA-256 of the images' shape and pixels (10k 32×32 grey images: ~20 ms)."""
-    digest = hashlib.sha256(str(tuple(images.shape)).encode())
-    digest.update(images.contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
-def reference_cache_name(reference_key: str, reference: torch.Tensor, *, extractor: str, weights_sha256: str) -> str:
-    """Cache entry name of the reference features: safe for a file name, one per (data, pixels, extractor, weights)."""
-    resolution = f"{reference.shape[2]}x{reference.shape[3]}"
-    raw = f"{reference_key}-{images_digest(reference)[:12]}-{resolution}-{extractor}-{weights_sha256[:16]}"
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", raw)
+METRIC_KEYS = ("fid", "isc_mean", "isc_std", "kid_mean", "kid_std", "precision", "recall", "f_score")
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
@@ -72,64 +31,54 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return float(fid_statistics_to_metric(*stats, verbose=False)[torch_fidelity.KEY_METRIC_FID])
 
 
-def compute_metrics(
-    generated: torch.Tensor,
-    reference: torch.Tensor,
-    *,
-    cfg: EvaluateConfig,
-    weights_path: Path,
-    reference_key: str,
-    cache_dir: Path = layout.CACHE_DIR,
-) -> dict[str, Any]:
-    """FID, IS and KID of uint8 ``generated`` images against uint8 ``reference`` images.
+def fid_statistics(features: torch.Tensor) -> dict[str, np.ndarray]:
+    """torch-fidelity's FID statistics (mean, covariance) of (N, D) features."""
+    return fid_features_to_statistics(features.float().cpu())
 
-    Returns ``fid``, ``isc_mean``, ``isc_std``, ``kid_mean``, ``kid_std`` (floats), ``num_samples``,
-    ``num_reference``, ``kid_subset_size``, ``feature_extractor`` and ``evaluator_sha256``.
-    Raises InputError when the evaluator is missing or too few images are given for the configured splits.
+
+def fid_from_statistics(generated: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> float:
+    """torch-fidelity's Fréchet distance of two statistics dicts."""
+    return float(fid_statistics_to_metric(generated, reference, verbose=False)[torch_fidelity.KEY_METRIC_FID])
+
+
+def check_counts(n_generated: int, n_reference: int, cfg: EvaluateConfig) -> None:
+    """InputError when there are too few images for the configured metrics."""
+    if min(n_generated, n_reference) < 2:
+        raise InputError(f"need at least 2 generated and 2 reference images, got {n_generated} and {n_reference}")
+    if n_generated < cfg.isc_splits:
+        raise InputError(f"evaluate.isc_splits ({cfg.isc_splits}) is larger than the {n_generated} generated images")
+    if min(n_generated, n_reference) <= cfg.prc_neighborhood:
+        raise InputError(f"evaluate.prc_neighborhood ({cfg.prc_neighborhood}) needs more than that many generated "
+                         f"and reference images, got {n_generated} and {n_reference}")
+
+
+def score_features(
+    generated: FeatureDict, reference: FeatureDict, layers: dict[str, str], cfg: EvaluateConfig
+) -> dict[str, Any]:
+    """FID, IS (mean/std over splits), KID (mean/std over subsets) and precision/recall/F-score.
+
+    ``layers`` maps each metric (fid, isc, kid, prc) to the feature layer it uses. ``kid_subset_size`` in the
+    result is the configured size capped at the smaller set.
     """
-    check_images(generated, "generated")
-    check_images(reference, "reference")
-    n_gen, n_ref = generated.shape[0], reference.shape[0]
-    if min(n_gen, n_ref) < 2:
-        raise InputError(f"need at least 2 generated and 2 reference images, got {n_gen} and {n_ref}")
-    if n_gen < cfg.isc_splits:
-        raise InputError(f"evaluate.isc_splits ({cfg.isc_splits}) is larger than the {n_gen} generated images")
-    weights_path = Path(weights_path)
-    extractor = register_domain_extractor()
-    if not weights_path.is_file():
-        raise InputError(f"{weights_path}: evaluator not found; {FIT_HINT}")
-    weights_sha256 = weights_hash(weights_path)
+    n_gen, n_ref = len(generated[layers["fid"]]), len(reference[layers["fid"]])
+    check_counts(n_gen, n_ref, cfg)
     kid_subset_size = min(cfg.kid_subset_size, n_gen, n_ref)
-    scores = torch_fidelity.calculate_metrics(
-        input1=ImageTensorDataset(generated),
-        input2=ImageTensorDataset(reference),
-        input2_cache_name=reference_cache_name(reference_key, reference, extractor=extractor,
-                                               weights_sha256=weights_sha256),
-        fid=True,
-        isc=True,
-        kid=True,
-        feature_extractor=extractor,
-        feature_extractor_weights_path=str(weights_path),
-        cache=True,
-        cache_root=str(cache_dir),
-        kid_subset_size=kid_subset_size,
-        kid_subsets=cfg.kid_subsets,
-        isc_splits=cfg.isc_splits,
-        batch_size=cfg.batch_size,
-        cuda=torch.cuda.is_available(),
-        save_cpu_ram=True,  # no DataLoader worker processes: the images are already in memory
-        samples_find_deep=False,
-        verbose=False,
-    )
+    fid = fid_from_statistics(fid_statistics(generated[layers["fid"]]), fid_statistics(reference[layers["fid"]]))
+    isc = isc_features_to_metric(generated[layers["isc"]], splits=cfg.isc_splits)
+    kid = kid_features_to_metric(generated[layers["kid"]], reference[layers["kid"]], kid_subsets=cfg.kid_subsets,
+                                 kid_subset_size=kid_subset_size, verbose=False)
+    prc = prc_features_to_metric(generated[layers["prc"]], reference[layers["prc"]],
+                                 prc_neighborhood=cfg.prc_neighborhood, save_cpu_ram=True, verbose=False)
     return {
-        "fid": float(scores[torch_fidelity.KEY_METRIC_FID]),
-        "isc_mean": float(scores[torch_fidelity.KEY_METRIC_ISC_MEAN]),
-        "isc_std": float(scores[torch_fidelity.KEY_METRIC_ISC_STD]),
-        "kid_mean": float(scores[torch_fidelity.KEY_METRIC_KID_MEAN]),
-        "kid_std": float(scores[torch_fidelity.KEY_METRIC_KID_STD]),
+        "fid": fid,
+        "isc_mean": float(isc[torch_fidelity.KEY_METRIC_ISC_MEAN]),
+        "isc_std": float(isc[torch_fidelity.KEY_METRIC_ISC_STD]),
+        "kid_mean": float(kid[torch_fidelity.KEY_METRIC_KID_MEAN]),
+        "kid_std": float(kid[torch_fidelity.KEY_METRIC_KID_STD]),
+        "precision": float(prc[torch_fidelity.KEY_METRIC_PRECISION]),
+        "recall": float(prc[torch_fidelity.KEY_METRIC_RECALL]),
+        "f_score": float(prc[torch_fidelity.KEY_METRIC_F_SCORE]),
         "num_samples": int(n_gen),
         "num_reference": int(n_ref),
         "kid_subset_size": int(kid_subset_size),
-        "feature_extractor": extractor,
-        "evaluator_sha256": weights_sha256,
     }

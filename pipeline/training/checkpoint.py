@@ -24,7 +24,7 @@ _NAME = re.compile(r"^step-(\d{8})\.pt$")
 # Keys that may differ on resume: the step budget (extending a run) and how often it logs and saves.
 RESUMABLE_CHANGES = frozenset({
     "steps", "train.steps", "variant_params.steps", "train.log_every", "train.sample_every",
-    "train.checkpoint_every", "train.keep_checkpoints",
+    "train.checkpoint_every", "train.keep_checkpoints", "train.snapshot_every",
 })
 
 

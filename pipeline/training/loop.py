@@ -1,7 +1,9 @@
 """The training loop of one grid cell: data on device, trainer steps, buffered logging, checkpoints, exports.
 
 Outputs in ``runs/<variant>-<seed>/``: ``checkpoints/step-*.pt`` (persistent, resumable), ``samples/*.png``,
-``losses.csv`` (one row per step), ``generator.pt`` (what evaluation samples from) and ``train.json``.
+``losses.csv`` (one row per step), ``generator.pt`` (what evaluation samples from), ``snapshots/step-*.pt`` (the
+sampling network every ``train.snapshot_every`` steps, for the FID-over-training curve; persistent like the
+checkpoints) and ``train.json``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pipeline.config import Params
 from pipeline.data import load_meta, load_prepared
 from pipeline.errors import InputError
 from pipeline.images import save_grid
-from pipeline.generators import export_generator
+from pipeline.generators import discard_snapshots_after, export_generator, snapshot_path
 from pipeline.io import atomic_write_json, atomic_write_text
 from pipeline.models import ImageGenerator, build_model
 from pipeline.seeding import seed_everything
@@ -66,6 +68,10 @@ class CellPaths:
     @property
     def samples(self) -> Path:
         return self.root / "samples"
+
+    @property
+    def snapshots(self) -> Path:
+        return self.root / "snapshots"
 
     @property
     def generator(self) -> Path:
@@ -180,6 +186,7 @@ def train_cell(
         set_rng_state(resume["rng"])
         step, elapsed, history, run_id = resume["step"], resume["elapsed"], resume["history"], resume["mlflow_run_id"]
         console.print(f"[{variant}-{seed}] resuming from step {step}/{total_steps}")
+    discard_snapshots_after(paths.snapshots, step)
 
     run = CellRun.start(
         experiment=experiment_name(params.tracking.experiment_prefix, meta["dataset"]),
@@ -206,6 +213,11 @@ def train_cell(
         path = save_grid(((grid.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu(), paths.samples / name)
         run.log_artifact(path, "samples")
 
+    def snapshot(at_step: int) -> None:
+        export_generator(snapshot_path(paths.snapshots, at_step), trainer.image_generator(), kind=cfg.kind,
+                         model=cfg.model.model_dump(mode="json"), meta=meta,
+                         extra={"step": at_step, "train_seconds": elapsed})
+
     steps = _Steps()
     status, reason = "ok", None
     images_per_step = batch_size * trainer.batches_per_step
@@ -213,6 +225,8 @@ def train_cell(
                    TimeRemainingColumn(), console=console, disable=not progress, refresh_per_second=2)
     with deferred_signals() as pending, bar:
         task = bar.add_task("train", total=total_steps, completed=step, info="")
+        if step == 0:
+            snapshot(0)
         tick = time.perf_counter()
         while step < total_steps:
             started = time.perf_counter()
@@ -221,8 +235,9 @@ def train_cell(
             steps.add(step, out, images_per_step / max(time.perf_counter() - started, 1e-9))
             bar.update(task, advance=1)
             signum = pending()
-            boundary = step == total_steps or step % params.train.log_every == 0 or signum is not None
-            if boundary or step % params.train.checkpoint_every == 0 or step % params.train.sample_every == 0:
+            every = (params.train.log_every, params.train.checkpoint_every, params.train.sample_every,
+                     params.train.snapshot_every)
+            if step == total_steps or signum is not None or any(step % n == 0 for n in every):
                 rows = steps.drain()
                 history.extend(rows)
                 run.log_history(rows)
@@ -236,6 +251,8 @@ def train_cell(
                 bar.update(task, info=" ".join(f"{k}={v:.3g}" for k, v in rows[-1].items() if k.startswith("loss")))
                 if step % params.train.sample_every == 0 or step == total_steps:
                     sample_grid(f"step-{step:08d}.png")
+                if step % params.train.snapshot_every == 0 or step == total_steps:
+                    snapshot(step)
                 if step % params.train.checkpoint_every == 0 or step == total_steps or signum is not None:
                     save(step)
                 if signum is not None:

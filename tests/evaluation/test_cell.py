@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from pipeline import layout
 from pipeline.config import parse_params
 from pipeline.evaluation.cell import evaluate_cell
-from pipeline.evaluation.classifier import DomainClassifier, save_evaluator
+from pipeline.data import load_prepared
+from pipeline.evaluation.classifier import DomainClassifier, fit_classifier, save_evaluator
 from pipeline.io import atomic_write_json
 from pipeline.training.loop import train_cell
 from tests.conftest import tiny_params, write_prepared
+from tests.evaluation.test_classifier import TINY
 
 CONTRACT_KEYS = {"variant", "seed", "status", "fid", "isc_mean", "isc_std", "kid_mean", "kid_std", "feature_extractor",
                  "num_samples", "train_seconds", "images_per_second", "mlflow_run_id"}
@@ -53,3 +57,45 @@ def test_diverged_cell_gets_null_metrics(trained) -> None:
     result = evaluate_cell(params, "gan", 0)
     assert result["status"] == "diverged" and result["reason"] == "non-finite loss_d at step 4"
     assert result["fid"] is None and result["isc_mean"] is None and result["kid_mean"] is None
+
+
+def test_metrics_file_has_every_evaluation_section(trained) -> None:
+    params, _ = trained
+    result = evaluate_cell(params, "gan", 0)
+    assert result["fid_ci_low"] <= result["fid_ci_high"] and result["fid_bootstrap_std"] > 0
+    assert result["fid_ci_confidence"] == 0.95 and "20 resamples" in result["fid_ci_method"]
+    assert 0 <= result["precision"] <= 1 and 0 <= result["recall"] <= 1
+    assert result["feature_spaces"] == {"domain-classifier": {k: result[k] for k in (
+        "fid", "isc_mean", "isc_std", "kid_mean", "kid_std", "precision", "recall", "f_score", "fid_ci_low",
+        "fid_ci_high")}}
+    assert result["num_classes"] == 4 and sum(result["class_histogram"]) == 64
+    assert 1 <= result["classes_covered"] <= 4 and result["class_names"] == ["0", "1", "2", "3"]
+    assert [p["step"] for p in result["fid_curve"]] == [0, 3, 6]  # snapshot_every 3 over 6 steps
+    assert result["curve_feature_extractor"] == "domain-classifier" and result["curve_num_samples"] == 32
+    assert all(p["fid"] > 0 for p in result["fid_curve"])
+    assert result["steps_to_within_10pct"] in (0, 3, 6)
+    history = MlflowClient().get_metric_history(result["mlflow_run_id"], "curve_fid")
+    assert sorted((m.step, m.value) for m in history) == [(p["step"], p["fid"]) for p in result["fid_curve"]]
+
+
+def test_collapsed_generator_covers_one_class(workdir: Path) -> None:
+    """A generator that ignores its noise and always draws class 2 (a uniform image of that class's brightness)."""
+    write_prepared(workdir, n_train=512, n_test=256)
+    params = parse_params(tiny_params())
+    model, metrics = fit_classifier(*load_prepared("train"), *load_prepared("test"), TINY, num_classes=4)
+    assert metrics["test_accuracy"] > 0.95
+    save_evaluator(layout.EVALUATOR_PATH, model, metrics=metrics, data_fingerprint="synthetic-0")
+    train_cell(params, "gan", 0, progress=False)
+    path = layout.run_dir("gan", 0) / "generator.pt"
+    state = torch.load(path, weights_only=True)
+    last = max(k for k in state["state_dict"] if k.endswith(".weight") and state["state_dict"][k].ndim == 4)
+    state["state_dict"][last].zero_()  # output = tanh(bias) everywhere, whatever z is
+    grey = 2 * (255 // 4) + 20  # class k of write_prepared: brightness 63k + U[0, 40)
+    state["state_dict"][last.replace("weight", "bias")].fill_(math.atanh(grey / 127.5 - 1))
+    torch.save(state, path)
+
+    result = evaluate_cell(params, "gan", 0)
+    p_real = result["real_class_share"][2]
+    assert result["classes_covered"] == 1 and result["class_histogram"] == [0, 0, 64, 0]
+    assert result["class_kl"] == pytest.approx(math.log(1 / p_real)) and result["class_kl"] > 1.0
+    assert result["recall"] < 0.5  # one mode of four: most real samples are far from every generated one

@@ -1,4 +1,4 @@
-"""The torch-fidelity extractor and the metric wrapper: FID/IS/KID on tiny inputs and the reference cache."""
+"""The torch-fidelity extractor, feature spaces and the metrics: FID/IS/KID/PRC on tiny inputs, the reference cache."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch_fidelity.utils
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from pipeline.config import EvaluateConfig
@@ -20,10 +19,22 @@ from pipeline.evaluation.extractor import (
     to_classifier_input,
 )
 from pipeline.evaluation.classifier import fit_classifier
-from pipeline.evaluation.metrics import ImageTensorDataset, compute_metrics, frechet_distance, reference_cache_name
+from pipeline.evaluation import features as features_module
+from pipeline.evaluation.features import FEATURE_SPACES, Features, ImageTensorDataset, reference_cache_name
+from pipeline.evaluation.metrics import frechet_distance, score_features
 from tests.evaluation.test_classifier import TINY, separable
 
 CFG = EvaluateConfig(num_samples=64, batch_size=32, kid_subsets=10, kid_subset_size=1000, isc_splits=4)
+DOMAIN = FEATURE_SPACES["domain"]
+
+
+def compute_metrics(generated: torch.Tensor, reference: torch.Tensor, *, cfg: EvaluateConfig, weights_path: Path,
+                    reference_key: str, cache_dir: Path) -> dict:
+    """Domain-space scores the way evaluate computes them (cached reference features)."""
+    extractor = Features(DOMAIN, weights_path, batch_size=cfg.batch_size)
+    ref = extractor.reference(reference, key=reference_key, cache_dir=cache_dir)
+    return {**score_features(extractor(generated), ref, extractor.layers, cfg),
+            "evaluator_sha256": extractor.weights_sha256}
 
 
 def random_images(n: int, *, seed: int, channels: int = 1, resolution: int = 8) -> torch.Tensor:
@@ -111,11 +122,13 @@ def test_identical_sets_score_zero_and_shifted_sets_do_not(trained_weights: Path
     for result in (same, shifted):
         assert {key: type(value) for key, value in result.items()} == {
             "fid": float, "isc_mean": float, "isc_std": float, "kid_mean": float, "kid_std": float,
-            "num_samples": int, "num_reference": int, "kid_subset_size": int, "feature_extractor": str,
-            "evaluator_sha256": str,
+            "precision": float, "recall": float, "f_score": float,
+            "num_samples": int, "num_reference": int, "kid_subset_size": int, "evaluator_sha256": str,
         }
         assert 1.0 <= result["isc_mean"] <= 4.0  # IS lies between 1 and the number of classes
-        assert result["feature_extractor"] == "domain-classifier" and result["num_samples"] == 64
+        assert result["num_samples"] == 64
+    assert same["precision"] == same["recall"] == 1.0  # every sample lies in its own k-NN ball
+    assert shifted["precision"] < 0.5 and shifted["recall"] < 0.5
 
 
 def test_inception_score_counts_confidently_recognised_classes(trained_weights: Path, tmp_path: Path) -> None:
@@ -138,57 +151,78 @@ def test_kid_subset_size_is_capped_by_the_sample_counts(weights: Path, tmp_path:
 
 @pytest.fixture
 def extraction_spy(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Records which torch-fidelity input slots (1 = generated, 2 = reference) had features extracted."""
+    """Records the size of every image set whose features were extracted."""
     calls: list[int] = []
-    original = torch_fidelity.utils.extract_featuresdict_from_input_id
+    original = features_module.get_featuresdict_from_dataset
 
-    def spy(input_id, feat_extractor, **kwargs):
-        calls.append(input_id)
-        return original(input_id, feat_extractor, **kwargs)
+    def spy(dataset, *args, **kwargs):
+        calls.append(len(dataset))
+        return original(dataset, *args, **kwargs)
 
-    monkeypatch.setattr(torch_fidelity.utils, "extract_featuresdict_from_input_id", spy)
+    monkeypatch.setattr(features_module, "get_featuresdict_from_dataset", spy)
     return calls
 
 
 def test_reference_features_are_cached_and_generated_ones_are_not(
     weights: Path, tmp_path: Path, extraction_spy: list[int]
 ) -> None:
-    reference = random_images(64, seed=6)
+    reference, generated = random_images(64, seed=6), random_images(40, seed=7)
     cache = tmp_path / "cache"
-    first = compute_metrics(random_images(64, seed=7), reference, cfg=CFG, weights_path=weights,
-                            reference_key="fp-test", cache_dir=cache)
-    assert extraction_spy == [1, 2]
-    files = sorted(cache.iterdir())
+    first = compute_metrics(generated, reference, cfg=CFG, weights_path=weights, reference_key="fp-test",
+                            cache_dir=cache)
+    assert extraction_spy == [64, 40]
     name = reference_cache_name("fp-test", reference, extractor=EXTRACTOR_NAME, weights_sha256=first["evaluator_sha256"])
-    assert files and all(path.name.startswith(name) for path in files)  # only the reference is cached
-    mtimes = {path: path.stat().st_mtime_ns for path in files}
+    assert [path.name for path in cache.iterdir()] == [f"{name}.pt"]  # only the reference is cached
+    mtime = (cache / f"{name}.pt").stat().st_mtime_ns
 
-    second = compute_metrics(random_images(64, seed=7), reference, cfg=CFG, weights_path=weights,
-                             reference_key="fp-test", cache_dir=cache)
-    assert extraction_spy == [1, 2, 1]  # the reference came from the cache
-    assert {path: path.stat().st_mtime_ns for path in sorted(cache.iterdir())} == mtimes
+    second = compute_metrics(generated, reference, cfg=CFG, weights_path=weights, reference_key="fp-test",
+                             cache_dir=cache)
+    assert extraction_spy == [64, 40, 40]  # the reference came from the cache
+    assert (cache / f"{name}.pt").stat().st_mtime_ns == mtime
     assert second["fid"] == pytest.approx(first["fid"], rel=1e-9)
 
 
-def test_cache_name_depends_on_weights_data_and_key(tmp_path: Path, weights: Path, extraction_spy: list[int]) -> None:
-    reference = random_images(64, seed=8)
-    other_weights = write_evaluator(tmp_path / "other.pt", seed=1)
-    cache = tmp_path / "cache"
-    for path in (weights, other_weights):
-        compute_metrics(random_images(64, seed=9), reference, cfg=CFG, weights_path=path, reference_key="fp-test",
-                        cache_dir=cache)
-    assert extraction_spy == [1, 2, 1, 2]  # new weights: the reference is extracted again, not read from the cache
-    assert len({path.name.split("-domain-classifier-features-")[0] for path in cache.glob("*features*")}) == 2
+def test_damaged_cache_entry_is_recomputed(weights: Path, tmp_path: Path, extraction_spy: list[int]) -> None:
+    reference = random_images(64, seed=6)
+    first = compute_metrics(reference, reference, cfg=CFG, weights_path=weights, reference_key="k", cache_dir=tmp_path)
+    (entry,) = tmp_path.iterdir()
+    entry.write_bytes(b"garbage")
+    second = compute_metrics(reference, reference, cfg=CFG, weights_path=weights, reference_key="k", cache_dir=tmp_path)
+    assert extraction_spy == [64, 64, 64, 64] and second["fid"] == first["fid"]
+    assert torch.load(entry, weights_only=True).keys() == {"feat", "logits"}
 
-    names = {
-        reference_cache_name("fp-test", reference, extractor=EXTRACTOR_NAME, weights_sha256="a" * 64),
-        reference_cache_name("fp-test", reference, extractor=EXTRACTOR_NAME, weights_sha256="b" * 64),
-        reference_cache_name("fp-train", reference, extractor=EXTRACTOR_NAME, weights_sha256="a" * 64),
-        reference_cache_name("fp-test", reference[:32], extractor=EXTRACTOR_NAME, weights_sha256="a" * 64),
-        reference_cache_name("fp-test", 255 - reference, extractor=EXTRACTOR_NAME, weights_sha256="a" * 64),
-    }
-    assert len(names) == 5
-    assert all("/" not in name for name in names)
+
+CHANGES = {  # what the evaluation depends on -> how to change it
+    "dataset": lambda ref, key, w: (ref, key.replace("fp", "other-fp"), w),
+    "split": lambda ref, key, w: (ref, key.replace("test", "train"), w),
+    "pixels": lambda ref, key, w: (255 - ref, key, w),
+    "resolution": lambda ref, key, w: (torch.nn.functional.interpolate(ref.float(), scale_factor=2).to(torch.uint8),
+                                       key, w),
+    "weights": lambda ref, key, w: (ref, key, "other"),
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_reference_cache_is_invalidated_by_each_dependency(
+    change: str, tmp_path: Path, weights: Path, extraction_spy: list[int]
+) -> None:
+    other_weights = write_evaluator(tmp_path / "other.pt", seed=1)
+    reference, generated, cache = random_images(64, seed=8), random_images(32, seed=9), tmp_path / "cache"
+    compute_metrics(generated, reference, cfg=CFG, weights_path=weights, reference_key="fp-test", cache_dir=cache)
+    compute_metrics(generated, reference, cfg=CFG, weights_path=weights, reference_key="fp-test", cache_dir=cache)
+    assert extraction_spy == [64, 32, 32]  # unchanged: reused
+    ref, key, which = CHANGES[change](reference, "fp-test", "same")
+    compute_metrics(generated, ref, cfg=CFG, weights_path=other_weights if which == "other" else weights,
+                    reference_key=key, cache_dir=cache)
+    assert extraction_spy == [64, 32, 32, len(ref), 32]  # changed: extracted again
+    assert len(list(cache.iterdir())) == 2
+
+
+def test_cache_name_separates_extractors_and_is_a_file_name() -> None:
+    reference = random_images(8, seed=1)
+    names = {reference_cache_name("k", reference, extractor=name, weights_sha256="a" * 64)
+             for name in ("domain-classifier", "inception-v3-compat")}
+    assert len(names) == 2
     assert "/" not in reference_cache_name("a/b c", reference, extractor=EXTRACTOR_NAME, weights_sha256="a" * 64)
 
 
@@ -201,3 +235,6 @@ def test_missing_evaluator_and_too_few_samples_are_input_errors(tmp_path: Path, 
         compute_metrics(images[:3], images, cfg=CFG, weights_path=weights, reference_key="r", cache_dir=tmp_path)
     with pytest.raises(ValueError, match="uint8"):
         compute_metrics(images.float(), images, cfg=CFG, weights_path=weights, reference_key="r", cache_dir=tmp_path)
+    with pytest.raises(InputError, match="prc_neighborhood"):
+        compute_metrics(images[:3], images, cfg=CFG.model_copy(update={"isc_splits": 2}), weights_path=weights,
+                        reference_key="r", cache_dir=tmp_path)

@@ -19,9 +19,9 @@ runner = CliRunner()
 def test_help_lists_every_stage() -> None:
     result = subprocess.run([sys.executable, "-m", "stages", "--help"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0
-    for name in ("prepare", "fit-evaluator", "train", "evaluate", "report"):
+    for name in ("prepare", "fit-evaluator", "train", "evaluate", "noise-floor", "report"):
         assert name in result.stdout
-    assert set(COMMANDS) == {"prepare", "fit-evaluator", "train", "evaluate", "report"}
+    assert set(COMMANDS) == {"prepare", "fit-evaluator", "train", "evaluate", "noise-floor", "report"}
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))

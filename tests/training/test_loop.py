@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.config import parse_params
 from pipeline.errors import InputError
-from pipeline.generators import load_generator
+from pipeline.generators import list_snapshots, load_generator
 from pipeline.training import checkpoint as ckpt
 from pipeline.training.loop import train_cell
 from tests.conftest import tiny_params, write_prepared
@@ -38,6 +38,12 @@ def test_outputs_of_a_cell(workdir: Path, variant: str) -> None:
     assert json.loads((run / "train.json").read_text()) == summary
     assert [p.name for p in sorted((run / "checkpoints").iterdir())] == ["step-00000003.pt", "step-00000006.pt"]
     assert {p.name for p in (run / "samples").iterdir()} == {"step-00000003.png", "step-00000006.png", "final.png"}
+    snapshots = list_snapshots(run / "snapshots")
+    assert [step for step, _ in snapshots] == [0, 3, 6]
+    times = [load_generator(path)[1]["train_seconds"] for _, path in snapshots]
+    assert times[0] == 0.0 and times[0] < times[1] < times[2] <= summary["train_seconds"]
+    final = load_generator(snapshots[-1][1])[0].net.state_dict()
+    assert all(torch.equal(final[k], v) for k, v in load_generator(run / "generator.pt")[0].net.state_dict().items())
     rows = list(csv.DictReader((run / "losses.csv").open()))
     assert [int(r["step"]) for r in rows] == list(range(1, 7))
     assert ("loss_d" in rows[0]) == (variant == "gan") and ("kl" in rows[0]) == (variant == "vae")
@@ -68,10 +74,15 @@ def test_resume_is_bit_identical(workdir: Path) -> None:
     write_prepared(workdir)
     train_cell(_params(), "gan", 0, progress=False)
     uninterrupted = _weights("gan")
+    snapshots = dict(list_snapshots(Path("runs/gan-0/snapshots")))
+    before = {step: load_generator(path)[0].net.state_dict() for step, path in snapshots.items()}
     # Keep only the step-3 checkpoint, as if the run had been killed between steps 3 and 6.
     (Path("runs/gan-0/checkpoints") / "step-00000006.pt").unlink()
     summary = train_cell(_params(), "gan", 0, progress=False)
     resumed = _weights("gan")
+    assert [step for step, _ in list_snapshots(Path("runs/gan-0/snapshots"))] == [0, 3, 6]
+    after = load_generator(snapshots[6])[0].net.state_dict()  # rewritten by the resumed run, identically
+    assert all(torch.equal(before[6][k], after[k]) for k in after)
     assert all(torch.equal(uninterrupted[k], resumed[k]) for k in uninterrupted)
     rows = list(csv.DictReader(Path("runs/gan-0/losses.csv").open()))
     assert [int(r["step"]) for r in rows] == list(range(1, 7))

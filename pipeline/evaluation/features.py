@@ -1,0 +1,155 @@
+"""Feature spaces and feature extraction through torch-fidelity, with a keyed cache for reference features.
+
+A feature space is a torch-fidelity feature extractor plus its weights: ``domain`` (our fitted classifier,
+``models/evaluator.pt``) or ``inception-v3-compat`` (torch-fidelity's Inception-v3, from a local weights file or
+torch-fidelity's one-time download). :class:`Features` extracts every layer the metrics need in one pass.
+
+Reference features are cached in ``.cache/fid-stats/`` under a name built from everything they depend on: the
+caller's key (dataset fingerprint and split), a digest of the pixels, the resolution, the extractor and the
+weights' SHA-256. torch-fidelity's own cache key would ignore the last three. Generated images are never cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
+
+from pipeline.errors import InputError
+from pipeline.evaluation.classifier import FIT_HINT
+from pipeline.evaluation.extractor import register_domain_extractor
+from pipeline.io import atomic_save, sha256_file
+
+FeatureDict = dict[str, torch.Tensor]  # layer name -> (N, D) float features
+METRICS = ("fid", "isc", "kid", "prc")
+
+
+@dataclass(frozen=True)
+class FeatureSpace:
+    """One entry of :data:`FEATURE_SPACES`: params name, torch-fidelity extractor name, readable label."""
+
+    key: str
+    extractor: str
+    label: str
+    register: Callable[[], str] | None = None  # registers a custom extractor with torch-fidelity
+
+
+FEATURE_SPACES: dict[str, FeatureSpace] = {
+    "domain": FeatureSpace("domain", "domain-classifier", "domain classifier", register_domain_extractor),
+    "inception-v3-compat": FeatureSpace("inception-v3-compat", "inception-v3-compat", "Inception-v3"),
+}
+
+
+class ImageTensorDataset(Dataset):
+    """uint8 (N, C, H, W) images as torch-fidelity wants them: one uint8 (3, H, W) tensor per item."""
+
+    def __init__(self, images: torch.Tensor):
+        check_images(images, "images")
+        self.images = images
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        image = self.images[index]  # (C, H, W)
+        return image.expand(3, -1, -1) if image.shape[0] == 1 else image  # grey → (3, H, W) view
+
+
+def check_images(images: torch.Tensor, what: str) -> None:
+    """Raise ValueError unless ``images`` is a uint8 N×C×H×W tensor with 1 or 3 channels."""
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 4:
+        raise ValueError(f"{what}: expected a uint8 N×C×H×W tensor, got {getattr(images, 'dtype', type(images))}"
+                         f" with shape {tuple(getattr(images, 'shape', ()))}")
+    if images.shape[1] not in (1, 3):
+        raise ValueError(f"{what}: expected 1 or 3 channels, got {images.shape[1]}")
+
+
+def images_digest(images: torch.Tensor) -> str:
+    """Hex SHA-256 of the images' shape and pixels (10k 32×32 grey images: ~20 ms)."""
+    digest = hashlib.sha256(str(tuple(images.shape)).encode())
+    digest.update(images.contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def reference_cache_name(reference_key: str, reference: torch.Tensor, *, extractor: str, weights_sha256: str) -> str:
+    """Cache entry name of the reference features: safe for a file name, one per (data, pixels, extractor, weights)."""
+    resolution = f"{reference.shape[2]}x{reference.shape[3]}"
+    raw = f"{reference_key}-{images_digest(reference)[:12]}-{resolution}-{extractor}-{weights_sha256[:16]}"
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", raw)
+
+
+class Features:
+    """A torch-fidelity feature extractor holding every layer that FID, IS, KID and PRC use in its space.
+
+    ``weights`` is required for ``domain`` (the evaluator file); for Inception None means torch-fidelity's
+    download (cached by torch.hub), a path means that local file and no network access.
+    """
+
+    def __init__(self, space: FeatureSpace, weights: Path | None, *, batch_size: int, cuda: bool = False):
+        if space.register is not None:
+            space.register()
+        if weights is not None:
+            weights = Path(weights)
+            if not weights.is_file():
+                hint = FIT_HINT if space.key == "domain" else "set evaluate.inception_weights to an existing file"
+                raise InputError(f"{weights}: {space.label} weights not found; {hint}")
+        elif space.key == "domain":
+            raise InputError(f"the domain feature space needs models/evaluator.pt; {FIT_HINT}")
+        self.space = space
+        self.weights_sha256 = sha256_file(weights) if weights is not None else f"download-{Path(URL_INCEPTION_V3).name}"
+        self.batch_size = batch_size
+        self.cuda = cuda
+        cls = _extractor_class(space.extractor)
+        self.layers = {metric: cls.get_default_feature_layer_for_metric(metric) for metric in METRICS}
+        kwargs = {"feature_extractor_weights_path": str(weights)} if weights is not None else {}
+        try:
+            self.extractor = create_feature_extractor(
+                space.extractor, sorted(set(self.layers.values())), cuda=cuda, verbose=False, **kwargs
+            )
+        except InputError:
+            raise
+        except Exception as error:  # noqa: BLE001 - network, pickle and state-dict errors all mean "no usable weights"
+            if weights is None:
+                raise InputError(
+                    f"cannot download the {space.label} weights ({URL_INCEPTION_V3}): {type(error).__name__}: "
+                    f"{error}; without internet, download the file elsewhere and set evaluate.inception_weights"
+                ) from None
+            raise InputError(f"{weights}: not usable {space.label} weights ({type(error).__name__}: {error}); "
+                             "check evaluate.inception_weights") from None
+
+    def __call__(self, images: torch.Tensor) -> FeatureDict:
+        """Features of uint8 (N, C, H, W) images: layer -> (N, D) on the CPU."""
+        check_images(images, "images")
+        return get_featuresdict_from_dataset(
+            ImageTensorDataset(images), self.extractor, self.batch_size, self.cuda, save_cpu_ram=True, verbose=False
+        )
+
+    def reference(self, images: torch.Tensor, *, key: str, cache_dir: Path) -> FeatureDict:
+        """Features of reference images, read from / written to the keyed cache in ``cache_dir``."""
+        name = reference_cache_name(key, images, extractor=self.space.extractor, weights_sha256=self.weights_sha256)
+        path = Path(cache_dir) / f"{name}.pt"
+        if path.is_file():
+            try:
+                cached = torch.load(path, map_location="cpu", weights_only=True)
+                if isinstance(cached, dict) and set(self.layers.values()) <= cached.keys():
+                    return cached
+            except Exception:  # noqa: BLE001 - a damaged cache entry is recomputed, never trusted
+                pass
+        features = self(images)
+        atomic_save(path, lambda handle: torch.save(features, handle))
+        return features
+
+
+def _extractor_class(name: str) -> type:
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+    if name not in FEATURE_EXTRACTORS_REGISTRY:
+        raise InputError(f"torch-fidelity has no feature extractor named '{name}'")
+    return FEATURE_EXTRACTORS_REGISTRY[name]

@@ -1,0 +1,53 @@
+"""The noise floor of FID: real test images against equally many real training images, in every feature space.
+
+Two samples of the same distribution still score FID > 0 (finite-sample bias and noise); a variant's FID means
+little until it is set against this floor. Each repeat draws a different random train subset (without
+replacement) of the test split's size; the result is the mean and spread over repeats.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline import layout
+from pipeline.config import EvaluateConfig
+from pipeline.data import load_prepared
+from pipeline.evaluation.cell import ReferenceSet
+from pipeline.evaluation.metrics import fid_from_statistics, fid_statistics
+from pipeline.io import atomic_write_json
+
+SUBSET_SEED = 7_000_003
+
+
+def noise_floor(cfg: EvaluateConfig) -> dict[str, Any]:
+    """Real-vs-real FID per configured feature space: ``feature_spaces[extractor] = {fid_mean, fid_std, fid_values}``."""
+    reference = ReferenceSet(cfg)
+    train, _ = load_prepared("train")
+    size = min(reference.images.shape[0], train.shape[0])
+    generator = torch.Generator().manual_seed(SUBSET_SEED)
+    subsets = [torch.randperm(train.shape[0], generator=generator)[:size] for _ in range(cfg.noise_floor_repeats)]
+    spaces = {}
+    for key in cfg.extractors:
+        extractor, ref = reference.features(key)
+        layer = extractor.layers["fid"]
+        ref_stats = fid_statistics(ref[layer][:size])
+        values = [fid_from_statistics(fid_statistics(extractor(train[index])[layer]), ref_stats) for index in subsets]
+        spaces[extractor.space.extractor] = {
+            "fid_mean": float(np.mean(values)),
+            "fid_std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+            "fid_values": [float(v) for v in values],
+        }
+    return {
+        "reference": "test", "subset_split": "train", "num_samples": int(size), "repeats": cfg.noise_floor_repeats,
+        "data_fingerprint": reference.meta["fingerprint"], "feature_spaces": spaces,
+    }
+
+
+def write_noise_floor(cfg: EvaluateConfig) -> dict[str, Any]:
+    """Compute the noise floor and write ``metrics/noise-floor.json`` atomically."""
+    result = noise_floor(cfg)
+    atomic_write_json(layout.NOISE_FLOOR_PATH, result)
+    return result
