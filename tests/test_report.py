@@ -23,14 +23,50 @@ from pipeline.reporting.figures import moving_average
 T_975_2 = 4.302652729911275  # scipy.stats.t.ppf(0.975, 2), i.e. Student's t table, 2 degrees of freedom
 
 
-def cell(variant: str, seed: int, fid: float | None, status: str = "ok", **extra: Any) -> dict[str, Any]:
-    """A metrics dict as the evaluate stage writes it."""
+CLASS_NAMES = ["zero", "one", "two", "three"]
+NEW_KEYS = (  # what the evaluate stage added after the first report: older metrics files lack all of them
+    "precision", "recall", "f_score", "fid_ci_low", "fid_ci_high", "fid_bootstrap_std", "fid_ci_confidence",
+    "fid_ci_method", "num_classes", "classes_covered", "class_kl", "class_histogram", "real_class_share", "class_names",
+    "feature_spaces", "fid_curve", "curve_feature_extractor", "curve_num_samples", "time_to_within_10pct",
+    "steps_to_within_10pct",
+)  # fmt: skip
+
+
+def newer_keys(seed: int, fid: float | None, status: str) -> dict[str, Any]:
+    """The newer keys: four balanced classes all covered, two feature spaces, a three-point FID curve."""
+    curve = [{"step": s, "train_seconds": s + seed, "fid": None if fid is None else fid * k}
+             for s, k in ((10, 4.0), (20, 1.05), (30, 1.0))]  # fmt: skip
+    base = {"curve_feature_extractor": "domain-classifier", "curve_num_samples": 50, "fid_curve": curve}
+    if status != "ok" or fid is None:
+        return {**dict.fromkeys(NEW_KEYS), **base, "fid_curve": curve if status == "diverged" else None}
+    spaces = {
+        "domain-classifier": {"fid": fid, "isc_mean": 3.0 + seed, "isc_std": 0.1, "kid_mean": 0.01, "kid_std": 0.001,
+                              "precision": 0.6, "recall": 0.5, "f_score": 0.55, "fid_ci_low": fid - 1,
+                              "fid_ci_high": fid + 1},
+        "inception-v3-compat": {"fid": 3 * fid, "isc_mean": 2.0, "isc_std": 0.1, "kid_mean": 0.05, "kid_std": 0.01,
+                                "precision": 0.4 + 0.01 * seed, "recall": 0.3, "f_score": 0.35,
+                                "fid_ci_low": 3 * fid - 2, "fid_ci_high": 3 * fid + 2},
+    }  # fmt: skip
+    return {
+        **base, "precision": 0.6 + 0.01 * seed, "recall": 0.5, "f_score": 0.55, "fid_ci_low": fid - 1,
+        "fid_ci_high": fid + 1, "fid_bootstrap_std": 0.5, "fid_ci_confidence": 0.95,
+        "fid_ci_method": "percentile bootstrap, 200 resamples of the generated features", "num_classes": 4,
+        "classes_covered": 4, "class_kl": 0.01, "class_histogram": [25, 25, 26, 24],
+        "real_class_share": [0.25] * 4, "class_names": CLASS_NAMES, "feature_spaces": spaces,
+        "time_to_within_10pct": 20.0 + seed, "steps_to_within_10pct": 20,
+    }  # fmt: skip
+
+
+def cell(
+    variant: str, seed: int, fid: float | None, status: str = "ok", *, legacy: bool = False, **extra: Any
+) -> dict[str, Any]:
+    """A metrics dict as the evaluate stage writes it; ``legacy`` leaves out the newer keys, as older files do."""
     return {
         "variant": variant, "seed": seed, "status": status, "fid": fid,
         "isc_mean": 3.0 + seed, "isc_std": 0.1, "kid_mean": 0.01 * (seed + 1), "kid_std": 0.001,
         "feature_extractor": "domain-classifier", "num_samples": 100, "train_seconds": 60.0 + seed,
         "images_per_second": 1000.0, "mlflow_run_id": f"run-{variant}-{seed}", "num_parameters": 12345, "steps": 10,
-        **extra,
+        **({} if legacy else newer_keys(seed, fid, status)), **extra,
     }  # fmt: skip
 
 
@@ -204,7 +240,7 @@ def test_write_report_writes_every_output(report: tuple[Path, dict[str, Any]]) -
     for name in ["report.md", "report.html", "metrics.json", "plots/fid.csv", "plots/losses/gan-0.csv",
                  "plots/losses/gan-1.csv", "plots/losses/vae-0.csv", "plots/losses/vae-1.csv"]:  # fmt: skip
         assert (reports / name).is_file(), name
-    for name in ["fid.png", "losses.png", "samples-gan.png", "samples-vae.png"]:
+    for name in ["fid.png", "losses.png", "samples-gan.png", "samples-vae.png", "class-coverage.png", "fid-curves.png"]:
         assert (reports / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     final = (tmp_path / "runs/gan-0/samples/final.png").read_bytes()  # gan-1 diverged: gan-0 is the first ok seed
     assert (reports / "figures/samples-gan.png").read_bytes() == final

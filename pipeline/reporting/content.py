@@ -5,54 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pipeline.reporting import sections
 from pipeline.reporting.document import Alert, Block, BulletList, Heading, Image, Inline, Paragraph, Span, Table
+from pipeline.reporting.formatting import DASH, feature_space, fmt, fmt_seconds, fmt_stat, percent
 from pipeline.reporting.stats import finite, half_width
+from pipeline.reporting.summary import display_order
 
 TITLE = "Generative model benchmark"
-FEATURE_SPACES = {"domain-classifier": "domain classifier", "inception-v3-compat": "Inception-v3"}
-DASH = "—"
-
-
-def feature_space(extractor: str | None) -> str:
-    """Readable name of the FID feature space: ``domain-classifier`` → ``domain classifier``."""
-    if extractor is None:
-        return "unknown features"
-    return FEATURE_SPACES.get(extractor, extractor)
-
-
-def fmt(value: Any, digits: int = 2) -> str:
-    """A number with ``digits`` decimals, thousands separated; a dash when missing or not finite."""
-    number = finite(value)
-    return DASH if number is None else f"{number:,.{digits}f}"
-
-
-def fmt_seconds(value: Any) -> str:
-    """A duration in s, min or h; a dash when missing."""
-    seconds = finite(value)
-    if seconds is None:
-        return DASH
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def fmt_stat(stat: Mapping[str, Any], digits: int = 2) -> str:
-    """``mean ± CI half-width``, or ``mean (n=1)`` when there is a single seed."""
-    if stat["mean"] is None:
-        return DASH
-    hw = half_width(stat)
-    mean = fmt(stat["mean"], digits)
-    return f"{mean} ± {fmt(hw, digits)}" if hw is not None else f"{mean} (n=1)"
-
-
-def _percent(confidence: float) -> str:
-    return f"{100 * confidence:g}%"
 
 
 def _significance(summary: Mapping[str, Any], comparison: Mapping[str, Any]) -> str:
-    alpha, p_value = _percent(comparison["alpha"]), comparison["p_value"]
+    alpha, p_value = percent(comparison["alpha"]), comparison["p_value"]
     if not comparison["enough_seeds"]:
         n = {name: summary["variants"][name]["fid"]["n"] for name in (comparison["best"], comparison["runner_up"])}
         counts = ", ".join(f"{name} has {count}" for name, count in n.items())
@@ -76,7 +39,7 @@ def headline(summary: Mapping[str, Any]) -> list[Span | str]:
     fid = variants[best]["fid"]
     space = feature_space(summary["feature_extractor"])
     if fid["n"] >= 2:
-        ci = f" ± {fmt(half_width(fid))} ({_percent(summary['confidence'])} CI over {fid['n']} seeds)"
+        ci = f" ± {fmt(half_width(fid))} ({percent(summary['confidence'])} CI over {fid['n']} seeds)"
     else:
         ci = " (a single seed: no interval)"
     parts: list[Span | str] = [Span(best, "strong"), f" has the lowest FID ({space}): {fmt(fid['mean'])}{ci}."]
@@ -102,50 +65,83 @@ def headline_text(summary: Mapping[str, Any]) -> str:
     return "".join(p.text if isinstance(p, Span) else p for p in headline(summary))
 
 
-def _results_table(summary: Mapping[str, Any]) -> Table:
+def _coverage(covered: Any, classes: Any) -> str:
+    return DASH if finite(covered) is None else f"{fmt(covered, 1)} / {fmt(classes, 0)}"
+
+
+def _results_tables(summary: Mapping[str, Any]) -> list[Block]:
+    """Quality per variant (best first), then its cost."""
     variants, ranking = summary["variants"], summary["ranking"]
-    conf = _percent(summary["confidence"])
+    conf = percent(summary["confidence"])
+    space = feature_space(summary["feature_extractor"])
     best_mean = variants[ranking[0]]["fid"]["mean"] if ranking else None
-    rows = []
-    for rank, name in enumerate([*ranking, *(v for v in variants if v not in ranking)], start=1):
+    names = display_order(summary)
+    rows, cost = [], []
+    for rank, name in enumerate(names, start=1):
         entry = variants[name]
         ranked = name in ranking
         cells = entry["cells"]
         delta = entry["fid"]["mean"] - best_mean if ranked and best_mean is not None else None
         rows.append([
-            str(rank) if ranked else DASH,
-            name,
-            fmt_stat(entry["fid"]),
-            DASH if delta is None else f"{delta:+,.2f}",
-            fmt_stat(entry["isc_mean"]),
-            fmt_stat(entry["kid_mean"], 4),
-            fmt_seconds(entry["train_seconds"]["mean"]),
-            fmt(entry["images_per_second"]["mean"], 0),
-            f"{cells['ok']}/{sum(cells.values())}",
-        ])
+            str(rank) if ranked else DASH, name, fmt_stat(entry["fid"]), DASH if delta is None else f"{delta:+,.2f}",
+            fmt_stat(entry["isc_mean"]), fmt_stat(entry["kid_mean"], 4), fmt_stat(entry["precision"], 3),
+            fmt_stat(entry["recall"], 3), _coverage(entry["classes_covered"]["mean"], entry["num_classes"]),
+            fmt_stat(entry["class_kl"], 3), f"{cells['ok']}/{sum(cells.values())}",
+        ])  # fmt: skip
+        cost.append([name, fmt_seconds(entry["train_seconds"]["mean"]), fmt(entry["images_per_second"]["mean"], 0)])
     header = [
-        "Rank", "Variant", f"FID ({feature_space(summary['feature_extractor'])}), mean ± {conf} CI", "Δ FID vs best",
-        f"IS, mean ± {conf} CI", f"KID, mean ± {conf} CI", "Train time / cell", "Images/s", "Cells ok",
+        "Rank", "Variant", f"FID ({space}), mean ± {conf} CI", "Δ FID vs best", f"IS ({space})", f"KID ({space})",
+        f"Precision ({space})", f"Recall ({space})", "Classes covered", "Class KL (nats)", "Cells ok",
     ]  # fmt: skip
-    return Table(header, rows, align="rlrrrrrrr")
-
-
-def _cell_rows(cells: Sequence[Mapping[str, Any]]) -> list[list[str]]:
-    def pm(mean: Any, std: Any, digits: int) -> str:
-        if finite(mean) is None:
-            return DASH
-        return fmt(mean, digits) + (f" ± {fmt(std, digits)}" if finite(std) is not None else "")
-
     return [
-        [
-            f"{c['variant']}-{c['seed']}", str(c["variant"]), str(c["seed"]), str(c["status"]),
-            fmt(c.get("fid")), pm(c.get("isc_mean"), c.get("isc_std"), 2), pm(c.get("kid_mean"), c.get("kid_std"), 4),
-            fmt_seconds(c.get("train_seconds")), fmt(c.get("images_per_second"), 0),
-            fmt(c.get("num_parameters"), 0),
-            str(c.get("mlflow_run_id") or DASH),
-        ]  # fmt: skip
+        Heading("Results"),
+        Paragraph(f"Every quality column is the mean ± {conf} CI over the ok seeds. Classes covered is the mean "
+                  "number of classes the generated samples cover out of all; class KL is defined under Mode coverage."),
+        Table(header, rows, align="rlrrrrrrrrr"),
+        Heading("Cost", 3),
+        Table(["Variant", "Train time / cell", "Images/s"], cost, align="lrr"),
+    ]  # fmt: skip
+
+
+def _bootstrap_ci(cell: Mapping[str, Any]) -> str:
+    low, high = finite(cell.get("fid_ci_low")), finite(cell.get("fid_ci_high"))
+    return DASH if low is None or high is None else f"[{fmt(low)}, {fmt(high)}]"
+
+
+def _pm(mean: Any, std: Any, digits: int) -> str:
+    if finite(mean) is None:
+        return DASH
+    return fmt(mean, digits) + (f" ± {fmt(std, digits)}" if finite(std) is not None else "")
+
+
+def _per_cell(summary: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) -> list[Block]:
+    """Every cell's quality (with its bootstrap FID interval), then its cost and MLflow run."""
+    space = feature_space(summary["feature_extractor"])
+    quality = [
+        [f"{c['variant']}-{c['seed']}", str(c["variant"]), str(c["seed"]), str(c["status"]), fmt(c.get("fid")),
+         _bootstrap_ci(c), _pm(c.get("isc_mean"), c.get("isc_std"), 2), _pm(c.get("kid_mean"), c.get("kid_std"), 4),
+         fmt(c.get("precision"), 3), fmt(c.get("recall"), 3), _coverage(c.get("classes_covered"), c.get("num_classes")),
+         fmt(c.get("class_kl"), 3)]
         for c in cells
-    ]
+    ]  # fmt: skip
+    confidences = {percent(v) for c in cells if (v := finite(c.get("fid_ci_confidence"))) is not None}
+    level = f"{confidences.pop()} " if len(confidences) == 1 else ""
+    header = [
+        "Cell", "Variant", "Seed", "Status", f"FID ({space})", f"FID {level}bootstrap CI", f"IS ({space})",
+        f"KID ({space})", f"Precision ({space})", f"Recall ({space})", "Classes covered", "Class KL (nats)",
+    ]  # fmt: skip
+    methods = sorted({str(c["fid_ci_method"]) for c in cells if c.get("fid_ci_method")})
+    cost = [
+        [f"{c['variant']}-{c['seed']}", fmt_seconds(c.get("train_seconds")), fmt(c.get("images_per_second"), 0),
+         fmt(c.get("steps"), 0), fmt(c.get("num_parameters"), 0), str(c.get("mlflow_run_id") or DASH)]
+        for c in cells
+    ]  # fmt: skip
+    blocks: list[Block] = [Heading("Per-cell results"), Table(header, quality, align="llrlrrrrrrrr")]
+    if methods:
+        blocks.append(Paragraph(f"Bootstrap CI: {'; '.join(methods)}. It shows the sampling noise of one cell's "
+                                "generated set, not the spread across seeds."))  # fmt: skip
+    cost_header = ["Cell", "Train time", "Images/s", "Steps", "Parameters", "MLflow run"]
+    return [*blocks, Heading("Per-cell cost", 3), Table(cost_header, cost, align="lrrrrl")]
 
 
 def _evaluator_blocks(accuracy: float | None, *, min_accuracy: float, uses_domain: bool) -> list[Block]:
@@ -170,11 +166,14 @@ def build_document(
     evaluator_accuracy: float | None,
     min_accuracy: float,
     sample_grids: Mapping[str, tuple[str, int]],
+    noise_floor: Mapping[str, Any] | None = None,
     notes: Sequence[str] = (),
 ) -> list[Block]:
-    """The whole report: headline, results, evaluator check, figures, samples, excluded cells, per-cell table.
+    """The whole report: headline, results, significance, noise floor, other feature spaces, evaluator check, mode
+    coverage, FID over training, figures, samples, excluded cells, per-cell tables and notes.
 
-    ``sample_grids`` maps a variant to its sample grid's path (relative to the report) and the seed it shows.
+    ``sample_grids`` maps a variant to its sample grid's path (relative to the report) and the seed it shows;
+    ``noise_floor`` is the noise-floor file as :func:`~pipeline.reporting.inputs.read_noise_floor` returns it.
     """
     space = feature_space(summary["feature_extractor"])
     grid = summary["grid"]
@@ -183,17 +182,23 @@ def build_document(
         Paragraph(headline(summary)),
         Paragraph(
             f"Grid: {len(grid['variants'])} variants × {len(grid['seeds'])} seeds "
-            f"({', '.join(map(str, grid['seeds']))}). Means and {_percent(summary['confidence'])} confidence intervals "
+            f"({', '.join(map(str, grid['seeds']))}). Means and {percent(summary['confidence'])} confidence intervals "
             "(Student's t) are over the seeds whose cell finished with status ok; "
-            "lower FID and KID are better, higher IS is."
+            "lower FID, KID and class KL are better, higher IS, precision, recall and class coverage are."
         ),
     ]
     if summary["feature_extractor"] == "mixed":
         blocks.append(Alert(f"Cells used different feature spaces ({', '.join(summary['feature_extractors'])}): "
                             "their FIDs are not comparable."))  # fmt: skip
-    blocks += [Heading("Results"), _results_table(summary), Heading("Evaluator")]
+    blocks += _results_tables(summary)
+    blocks += sections.significance(summary)
+    blocks += sections.noise_floor(summary, cells, noise_floor)
+    blocks += sections.other_spaces(summary)
+    blocks.append(Heading("Evaluator"))
     uses_domain = "domain-classifier" in summary.get("feature_extractors", [])
     blocks += _evaluator_blocks(evaluator_accuracy, min_accuracy=min_accuracy, uses_domain=uses_domain)
+    blocks += sections.mode_coverage(summary, cells)
+    blocks += sections.fid_over_training(summary, cells)
     blocks += [
         Heading("Figures"),
         Image("figures/fid.png", f"Mean FID ({space}) per variant", "Mean FID per variant with confidence intervals."),
@@ -215,10 +220,8 @@ def build_document(
         blocks.append(BulletList(items))
     else:
         blocks.append(Paragraph("None: every cell finished with status ok."))
-    header = ["Cell", "Variant", "Seed", "Status", f"FID ({space})", "IS", "KID", "Train time", "Images/s",
-              "Parameters", "MLflow run"]  # fmt: skip
-    blocks += [Heading("Per-cell results"), Table(header, _cell_rows(cells), align="llrlrrrrrrl")]
-    if notes:
-        items: list[Inline] = list(notes)
-        blocks += [Heading("Notes"), BulletList(items)]
+    blocks += _per_cell(summary, cells)
+    all_notes: list[Inline] = [*notes, *sections.missing_notes(cells)]
+    if all_notes:
+        blocks += [Heading("Notes"), BulletList(all_notes)]
     return blocks

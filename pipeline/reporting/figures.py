@@ -12,10 +12,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from matplotlib import ticker
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from pipeline.reporting.inputs import LossLog
+from pipeline.reporting.inputs import FidCurve, LossLog
+from pipeline.reporting.summary import ClassShares
 
 LINESTYLES = ("-", "--", ":", "-.")
 
@@ -43,15 +45,22 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
+def _placeholder(text: str) -> bytes:
+    """A small figure that says why there is nothing to plot."""
+    figure = Figure(figsize=(6.0, 1.5), layout="constrained")
+    axes = figure.add_subplot()
+    axes.text(0.5, 0.5, text, ha="center", va="center", transform=axes.transAxes)
+    axes.set_axis_off()
+    return _png(figure)
+
+
 def fid_png(summary: Mapping[str, Any], fid_values: Mapping[str, Sequence[float]], *, label: str) -> bytes:
     """Horizontal bars of mean FID per ranked variant (best on top), CI error bars and one dot per seed."""
     ranking = list(summary["ranking"])
-    figure = Figure(figsize=(7.0, 1.4 + 0.5 * max(len(ranking), 1)), layout="constrained")
-    axes = figure.add_subplot()
     if not ranking:
-        axes.text(0.5, 0.5, "no variant has a successful cell", ha="center", va="center", transform=axes.transAxes)
-        axes.set_axis_off()
-        return _png(figure)
+        return _placeholder("no variant has a successful cell")
+    figure = Figure(figsize=(7.0, 1.4 + 0.5 * len(ranking)), layout="constrained")
+    axes = figure.add_subplot()
     stats = [summary["variants"][name]["fid"] for name in ranking]
     means = np.array([s["mean"] for s in stats])
     low = np.array([s["mean"] - s["ci_low"] if s["ci_low"] is not None else 0.0 for s in stats])
@@ -67,6 +76,65 @@ def fid_png(summary: Mapping[str, Any], fid_values: Mapping[str, Sequence[float]
     confidence = round(100 * float(summary["confidence"]))
     axes.set_title(f"Mean FID over seeds with {confidence}% CI (dots: seeds)")
     axes.grid(axis="x", alpha=0.3)
+    return _png(figure)
+
+
+def class_coverage_png(shares: ClassShares | None, *, order: Sequence[str]) -> bytes:
+    """Heatmap of predicted-class shares: one row per variant (in ``order``) and a last row for the real data."""
+    if shares is None:
+        return _placeholder("no class histograms in the metrics")
+    names = [v for v in order if v in shares.generated]
+    rows = [shares.generated[v] for v in names]
+    labels = list(names)
+    if shares.real is not None:
+        rows.append(shares.real)
+        labels.append("real")
+    table = np.vstack(rows)  # (V [+ 1], K)
+    k = table.shape[1]
+    figure = Figure(figsize=(min(max(6.5, 2.5 + 0.6 * k), 16.0), 1.6 + 0.45 * len(labels)), layout="constrained")
+    axes = figure.add_subplot()
+    image = axes.imshow(table, cmap="viridis", vmin=0.0, vmax=max(float(table.max()), 1e-9), aspect="auto")
+    if k <= 20:
+        for (row, col), value in np.ndenumerate(table):
+            colour = "white" if value < 0.6 * table.max() else "black"
+            axes.text(col, row, f"{100 * value:.0f}", ha="center", va="center", fontsize=7, color=colour)
+    if shares.real is not None:
+        axes.axhline(len(names) - 0.5, color="white", linewidth=2)
+    axes.set_xticks(np.arange(k), shares.names, rotation=45 if max(map(len, shares.names)) > 3 else 0, ha="right")
+    axes.set_yticks(np.arange(len(labels)), labels)
+    axes.set_xlabel("predicted class (domain classifier)")
+    axes.set_title("Class share of generated samples (%, mean over ok seeds) vs real data")
+    figure.colorbar(image, ax=axes, label="share")
+    return _png(figure)
+
+
+def fid_curves_png(
+    curves: Mapping[str, Mapping[int, FidCurve]], *, diverged: set[tuple[str, int]], label: str
+) -> bytes:
+    """FID against step and against training wall time; colour per variant, line style per seed."""
+    if not curves:
+        return _placeholder("no FID curves in the metrics")
+    figure = Figure(figsize=(12.0, 4.2), layout="constrained")
+    by_step, by_time = figure.subplots(1, 2)
+    values = np.concatenate([c.fid for seeds in curves.values() for c in seeds.values()])
+    values = values[np.isfinite(values) & (values > 0)]
+    for colour, (variant, seeds) in enumerate(curves.items()):
+        for style, (seed, curve) in zip(LINESTYLES * 8, seeds.items()):
+            tag = " (diverged)" if (variant, seed) in diverged else ""
+            options = {"color": f"C{colour}", "linestyle": style, "marker": ".", "linewidth": 1.2}
+            by_step.plot(curve.steps, curve.fid, label=f"{variant} seed {seed}{tag}", **options)
+            timed = np.isfinite(curve.seconds)
+            by_time.plot(curve.seconds[timed], curve.fid[timed], **options)
+    for axes, xlabel in ((by_step, "step"), (by_time, "training wall time (s)")):
+        if values.size and values.max() > 5 * values.min():
+            axes.set_yscale("log")
+            axes.yaxis.set_major_formatter(ticker.LogFormatter(labelOnlyBase=False))  # 20, 50 rather than 2×10¹
+            axes.yaxis.set_minor_formatter(ticker.LogFormatter(labelOnlyBase=False))
+        axes.set_xlabel(xlabel)
+        axes.set_ylabel(f"FID ({label})")
+        axes.grid(alpha=0.3, which="both")
+    figure.legend(loc="outside right upper", fontsize=7)
+    figure.suptitle("FID of training snapshots (lower is better)")
     return _png(figure)
 
 
@@ -143,3 +211,9 @@ def loss_plot_csv(log: LossLog) -> str:
     names = log.loss_names()
     rows = [[int(step), *map(float, values)] for step, *values in zip(log.steps, *(log.columns[n] for n in names))]
     return csv_text(["step", *names], rows)
+
+
+def fid_curve_csv(curve: FidCurve) -> str:
+    """One cell's FID curve as ``step,train_seconds,fid`` (DVC line plot data); undefined values are ``nan``."""
+    rows = [[int(step), float(time), float(fid)] for step, time, fid in zip(curve.steps, curve.seconds, curve.fid)]
+    return csv_text(["step", "train_seconds", "fid"], rows)

@@ -1,10 +1,12 @@
-"""Reading what the other stages wrote: per-cell metrics (required), loss logs and sample grids (optional)."""
+"""Reading what the other stages wrote: per-cell metrics (required); loss logs, sample grids, FID curves and the
+real-vs-real noise floor (optional)."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,15 @@ class LossLog:
         """Columns that are losses (``loss`` or ``loss_*``); all numeric columns but throughput when none is."""
         names = [n for n in self.columns if n == "loss" or n.startswith("loss_")]
         return names or [n for n in self.columns if n != "images_per_second"]
+
+
+@dataclass(frozen=True)
+class FidCurve:
+    """One cell's FID over training: the snapshots' steps, training wall times and FIDs (NaN where undefined)."""
+
+    steps: np.ndarray  # (P,)
+    seconds: np.ndarray  # (P,)
+    fid: np.ndarray  # (P,)
 
 
 def read_cell(path: Path, variant: str, seed: int) -> dict[str, Any]:
@@ -104,3 +115,48 @@ def is_png(path: Path) -> bool:
             return handle.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE
     except OSError:
         return False
+
+
+def fid_curve(cell: Mapping[str, Any]) -> FidCurve | None:
+    """The cell's ``fid_curve`` sorted by step; None when absent or without a point that has a step."""
+    points = cell.get("fid_curve")
+    if not isinstance(points, list):
+        return None
+    rows = [
+        [step, finite(p.get("train_seconds")), finite(p.get("fid"))]
+        for p in points
+        if isinstance(p, dict) and (step := finite(p.get("step"))) is not None
+    ]
+    if not rows:
+        return None
+    table = np.array(rows, dtype=float)  # (P, 3): step, train_seconds, fid; None becomes NaN
+    table = table[np.argsort(table[:, 0], kind="stable")]
+    return FidCurve(steps=table[:, 0], seconds=table[:, 1], fid=table[:, 2])
+
+
+def _noise_space(entry: Any) -> dict[str, Any] | None:
+    if not isinstance(entry, dict) or finite(entry.get("fid_mean")) is None:
+        return None
+    values = entry.get("fid_values")
+    return {
+        "fid_mean": finite(entry["fid_mean"]),
+        "fid_std": finite(entry.get("fid_std")),
+        "fid_values": [v for x in values if (v := finite(x)) is not None] if isinstance(values, list) else [],
+    }
+
+
+def read_noise_floor(path: Path) -> dict[str, Any] | None:
+    """The real-vs-real FID file, keeping the feature spaces with a finite ``fid_mean``; None when missing,
+    unreadable or without any such space."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    spaces = data.get("feature_spaces") if isinstance(data, dict) else None
+    if not isinstance(spaces, dict):
+        return None
+    kept = {str(name): clean for name, entry in spaces.items() if (clean := _noise_space(entry)) is not None}
+    if not kept:
+        return None
+    meta = {key: data.get(key) for key in ("reference", "subset_split", "num_samples", "repeats")}
+    return {**meta, "feature_spaces": kept}

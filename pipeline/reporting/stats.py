@@ -1,7 +1,7 @@
-"""Statistics over seeds: per-variant mean, std and t-based confidence interval, ranking, and Welch's t-test.
+"""Statistics over seeds: mean, std and t-based confidence interval, Welch's t-test and Holm's correction.
 
-Only cells with status ``ok`` enter the statistics; diverged and failed cells are counted and listed with their
-reasons. Undefined values (the std of one seed, the CI of one seed) are ``None`` so that JSON holds ``null``.
+Undefined values (the std of one seed, the p-value of a test without two seeds a side) are ``None`` so that JSON
+holds ``null``. :mod:`pipeline.reporting.summary` applies these to the grid.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import numpy as np
 from scipy import stats
 
 STATUSES = ("ok", "diverged", "failed")
-SUMMARY_METRICS = ("fid", "isc_mean", "kid_mean", "train_seconds", "images_per_second")
-FID = "fid"
 
 
 def finite(value: Any) -> float | None:
@@ -63,8 +61,9 @@ def welch_test(a: Sequence[float], b: Sequence[float]) -> float | None:
     return finite(float(result.pvalue))
 
 
-def _ok_values(cells: Sequence[dict[str, Any]], metric: str) -> list[float]:
-    return [v for cell in cells if cell.get("status") == "ok" and (v := finite(cell.get(metric))) is not None]
+def alpha_for(confidence: float) -> float:
+    """The significance level that matches a confidence level: 1 − confidence (rounded off float noise)."""
+    return round(1 - confidence, 12)
 
 
 def compare(
@@ -75,7 +74,7 @@ def compare(
     difference = runner_mean - best_mean
     enough = len(best_fid) >= 2 and len(runner_up_fid) >= 2
     p_value = welch_test(best_fid, runner_up_fid) if enough else None
-    alpha = round(1 - confidence, 12)
+    alpha = alpha_for(confidence)
     return {
         "best": best,
         "runner_up": runner_up,
@@ -89,50 +88,52 @@ def compare(
     }
 
 
-def summarize(cells: list[dict[str, Any]], *, confidence: float = 0.95) -> dict[str, Any]:
-    """Aggregate per-cell results into per-variant statistics, a ranking by mean FID and the best-vs-runner-up test.
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm–Bonferroni adjusted p-values, in input order; None stays None and does not count towards m.
 
-    ``cells`` are the metrics dicts of the grid (keys ``variant``, ``seed``, ``status``, ``fid``, ...). Variants keep
-    their order of first appearance; the ranking sorts variants with at least one ok cell by mean FID (lower is
-    better, ties keep that order). The result is the content of ``reports/metrics.json``.
+    The i-th smallest of the m defined p-values becomes max over j ≤ i of min(1, (m − j + 1) · p_(j)).
     """
-    by_variant: dict[str, list[dict[str, Any]]] = {}
-    for cell in cells:
-        by_variant.setdefault(str(cell["variant"]), []).append(cell)
+    defined = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p_value, index) in enumerate(defined):
+        running = max(running, min(1.0, (len(defined) - rank) * p_value))
+        adjusted[index] = running
+    return adjusted
 
-    variants: dict[str, Any] = {}
-    for name, group in by_variant.items():
-        entry: dict[str, Any] = {m: describe(_ok_values(group, m), confidence=confidence) for m in SUMMARY_METRICS}
-        entry["cells"] = {status: sum(c.get("status") == status for c in group) for status in STATUSES}
-        entry["excluded"] = {
-            f"{name}-{c['seed']}": {"status": c.get("status"), "reason": c.get("reason") or "no reason recorded"}
-            for c in group
-            if c.get("status") != "ok"
-        }
-        variants[name] = entry
 
-    order = list(by_variant)
-    ranked = [name for name in order if variants[name][FID]["n"] > 0]
-    ranking = sorted(ranked, key=lambda name: (variants[name][FID]["mean"], order.index(name)))
-    comparison = None
-    if len(ranking) >= 2:
-        best, runner_up = ranking[:2]
-        comparison = compare(
-            best,
-            runner_up,
-            _ok_values(by_variant[best], FID),
-            _ok_values(by_variant[runner_up], FID),
-            confidence=confidence,
-        )
-    ok_cells = [c for c in cells if c.get("status") == "ok"]
-    extractors = sorted({str(c["feature_extractor"]) for c in ok_cells if c.get("feature_extractor")})
-    return {
-        "confidence": confidence,
-        "grid": {"variants": order, "seeds": sorted({int(c["seed"]) for c in cells})},
-        "feature_extractor": extractors[0] if len(extractors) == 1 else ("mixed" if extractors else None),
-        "feature_extractors": extractors,
-        "best_variant": ranking[0] if ranking else None,
-        "ranking": ranking,
-        "comparison": comparison,
-        "variants": variants,
-    }
+PAIRWISE_METHOD = (
+    "Welch's two-sided t-test on the FID of the ok seeds of each pair of ranked variants; p-values adjusted for "
+    "multiple comparisons with the Holm-Bonferroni method over the pairs whose test is defined."
+)
+
+
+def _untested_reason(a: str, b: str, fid_a: Sequence[float], fid_b: Sequence[float]) -> str:
+    few = [f"{name} has {len(values)} ok seed{'s' * (len(values) != 1)}"
+           for name, values in ((a, fid_a), (b, fid_b)) if len(values) < 2]  # fmt: skip
+    if few:
+        return "; ".join(few) + "; the test needs at least 2 per variant"
+    return "no spread across seeds, so the t statistic is undefined"
+
+
+def pairwise(ranking: Sequence[str], fid: dict[str, Sequence[float]], *, confidence: float) -> list[dict[str, Any]]:
+    """Welch's t-test between every unordered pair of ranked variants, Holm-adjusted.
+
+    ``ranking`` is best first and ``fid`` maps each variant to its ok seeds' FIDs, so ``a`` is the better-ranked of
+    each pair and ``mean_difference`` (b − a) is never negative. ``reason`` says why a test is undefined.
+    """
+    alpha = alpha_for(confidence)
+    entries = []
+    for i, a in enumerate(ranking):
+        for b in ranking[i + 1 :]:
+            p_value = welch_test(fid[a], fid[b])
+            entries.append({
+                "a": a, "b": b, "mean_difference": float(np.mean(fid[b]) - np.mean(fid[a])),
+                "test": "welch_t" if min(len(fid[a]), len(fid[b])) >= 2 else None,
+                "p_value": p_value, "alpha": alpha, "n_a": len(fid[a]), "n_b": len(fid[b]),
+                "reason": None if p_value is not None else _untested_reason(a, b, fid[a], fid[b]),
+            })  # fmt: skip
+    for entry, adjusted in zip(entries, holm([e["p_value"] for e in entries])):
+        entry["p_adjusted"] = adjusted
+        entry["significant"] = None if adjusted is None else bool(adjusted < alpha)
+    return entries

@@ -6,9 +6,12 @@ Outputs (relative to ``root``)::
     reports/report.md, report.html    the comparison report
     reports/figures/fid.png           mean FID per variant with CI error bars
     reports/figures/losses.png        training-loss curves, one subplot per variant
+    reports/figures/class-coverage.png  generated vs real class shares per variant (mode coverage)
+    reports/figures/fid-curves.png    FID of the training snapshots against step and training time
     reports/figures/samples-<v>.png   the final sample grid of each variant's first ok seed
     reports/plots/fid.csv             DVC bar plot data: variant,fid_mean,ci_low,ci_high,n
     reports/plots/losses/<cell>.csv   DVC line plot data per cell: step,<loss>,...
+    reports/plots/fid_curve/<cell>.csv  DVC line plot data per cell: step,train_seconds,fid
 
 Everything is rendered in memory, then each file is written atomically (temp file + rename). Folders are never
 replaced whole, so the ``.gitignore`` files DVC keeps beside its outputs survive; files of cells or variants no
@@ -25,14 +28,19 @@ from pipeline import layout
 from pipeline.config import Params
 from pipeline.io import atomic_write_bytes, atomic_write_json
 from pipeline.reporting import figures
-from pipeline.reporting.content import TITLE, build_document, feature_space
+from pipeline.reporting.content import TITLE, build_document
 from pipeline.reporting.document import render_html, render_markdown
-from pipeline.reporting.inputs import LossLog, is_png, read_cells, read_evaluator_accuracy, read_losses
-from pipeline.reporting.stats import finite, summarize
+from pipeline.reporting.formatting import feature_space
+from pipeline.reporting.inputs import (
+    FidCurve, LossLog, fid_curve, is_png, read_cells, read_evaluator_accuracy, read_losses, read_noise_floor,
+)  # fmt: skip
+from pipeline.reporting.sections import CLASS_FIGURE, CURVE_FIGURE, curve_space
+from pipeline.reporting.summary import class_shares, display_order, ok_values, summarize
 
 FIGURES = "figures"
 PLOTS = "plots"
 LOSS_PLOTS = "plots/losses"
+CURVE_PLOTS = "plots/fid_curve"
 
 
 def _remove_stale(folder: Path, pattern: str, keep: Iterable[Path]) -> None:
@@ -47,13 +55,16 @@ def write_report(params: Params, *, root: Path = Path(".")) -> dict[str, Any]:
     """Build the comparison report of the params' grid under ``root / reports``; returns the summary.
 
     Raises :class:`~pipeline.errors.InputError` naming the file when a grid cell's metrics are missing or invalid.
-    Loss logs, sample grids and the evaluator metrics are optional: the report says what is missing. Everything is
+    Loss logs, sample grids, the evaluator metrics and the noise floor are optional, and so are the newer keys of the
+    metrics files (precision, coverage, FID curves, ...): the report says what is missing. Everything is
     rendered in memory first, so a failure leaves the previous report untouched.
     """
     root = Path(root)
     out = root / layout.REPORTS_DIR
     cells = read_cells(params, root=root)
-    summary = summarize(cells, confidence=params.report.confidence)
+    floor = read_noise_floor(root / layout.NOISE_FLOOR_PATH)
+    noise_spaces = floor["feature_spaces"] if floor is not None else None
+    summary = summarize(cells, confidence=params.report.confidence, noise_floor=noise_spaces)
     accuracy = read_evaluator_accuracy(root / layout.EVALUATOR_METRICS_PATH)
     summary["evaluator"] = {"test_accuracy": accuracy, "min_accuracy": params.evaluator.min_accuracy}
     files: dict[Path, bytes] = {}  # path relative to reports/ -> content
@@ -81,14 +92,21 @@ def write_report(params: Params, *, root: Path = Path(".")) -> dict[str, Any]:
                 sample_grids[variant] = (path.as_posix(), seed)
                 break
 
-    fid_values = {
-        v: [f for c in cells if c["variant"] == v and c["status"] == "ok" and (f := finite(c.get("fid"))) is not None]
-        for v in params.grid.variants
-    }
+    curves: dict[str, dict[int, FidCurve]] = {}
+    for cell in cells:
+        curve = fid_curve(cell)
+        if curve is not None:
+            curves.setdefault(cell["variant"], {})[cell["seed"]] = curve
+            name = layout.cell_name(cell["variant"], cell["seed"])
+            files[Path(CURVE_PLOTS, f"{name}.csv")] = figures.fid_curve_csv(curve).encode()
+
+    fid_values = {v: ok_values([c for c in cells if c["variant"] == v], "fid") for v in params.grid.variants}
     diverged = {(c["variant"], c["seed"]) for c in cells if c["status"] == "diverged"}
     label = feature_space(summary["feature_extractor"])
     files[Path(FIGURES, "fid.png")] = figures.fid_png(summary, fid_values, label=label)
     files[Path(FIGURES, "losses.png")] = figures.losses_png(logs, diverged=diverged)
+    files[Path(CLASS_FIGURE)] = figures.class_coverage_png(class_shares(cells), order=display_order(summary))
+    files[Path(CURVE_FIGURE)] = figures.fid_curves_png(curves, diverged=diverged, label=curve_space(cells))
     files[Path(PLOTS, "fid.csv")] = figures.fid_plot_csv(summary).encode()
 
     blocks = build_document(
@@ -97,6 +115,7 @@ def write_report(params: Params, *, root: Path = Path(".")) -> dict[str, Any]:
         evaluator_accuracy=accuracy,
         min_accuracy=params.evaluator.min_accuracy,
         sample_grids=sample_grids,
+        noise_floor=floor,
         notes=notes,
     )
     files[Path("report.md")] = render_markdown(blocks).encode()
@@ -104,7 +123,7 @@ def write_report(params: Params, *, root: Path = Path(".")) -> dict[str, Any]:
 
     for path, content in files.items():
         atomic_write_bytes(out / path, content)
-    for folder, pattern in ((LOSS_PLOTS, "*.csv"), (FIGURES, "samples-*.png")):
+    for folder, pattern in ((LOSS_PLOTS, "*.csv"), (CURVE_PLOTS, "*.csv"), (FIGURES, "samples-*.png")):
         _remove_stale(out / folder, pattern, [path for path in files if path.parent == Path(folder)])
     atomic_write_json(out / "metrics.json", summary)
     return summary

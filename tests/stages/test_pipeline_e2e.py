@@ -56,6 +56,11 @@ def test_metrics_files_of_every_cell(reproduced: Path) -> None:
         for key in ("fid", "isc_mean", "isc_std", "kid_mean", "kid_std", "train_seconds", "images_per_second"):
             assert isinstance(metrics[key], float), key
         assert metrics["fid"] >= 0 and metrics["isc_mean"] >= 1
+        assert metrics["fid_ci_low"] <= metrics["fid_ci_high"] and 0 <= metrics["precision"] <= 1
+        assert 1 <= metrics["classes_covered"] <= metrics["num_classes"] == 10
+        assert [point["step"] for point in metrics["fid_curve"]] == [0, 3, 6]
+    floor = json.loads((reproduced / "metrics" / "noise-floor.json").read_text())
+    assert floor["feature_spaces"]["domain-classifier"]["fid_mean"] >= 0
 
 
 def test_report_and_dvc_metrics(reproduced: Path) -> None:

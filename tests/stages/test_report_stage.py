@@ -60,9 +60,14 @@ def test_report_command_writes_the_report(app: typer.Typer, project: Path) -> No
     metrics = json.loads((reports / "metrics.json").read_text())
     assert metrics["best_variant"] == "dcgan" and metrics["grid"] == {"variants": ["dcgan", "vae"], "seeds": [0, 1]}
     assert metrics["variants"]["vae"]["fid"]["mean"] == 51.0
+    assert metrics["noise_floor"] is None and [(p["a"], p["b"]) for p in metrics["pairwise"]] == [("dcgan", "vae")]
+    assert metrics["pairwise"][0]["p_adjusted"] == metrics["pairwise"][0]["p_value"]  # one pair: Holm changes nothing
     md = (reports / "report.md").read_text()
     assert "No readable loss log for dcgan-0 (runs/dcgan-0/losses.csv)." in md  # optional inputs: noted, not fatal
     assert "No sample grid for: dcgan, vae" in md
+    # metrics files from before precision, coverage and FID curves, and no noise floor: said, not fatal
+    assert "## Is the difference real?" in md and "No noise floor" in md
+    assert "No precision and recall, bootstrap FID interval" in md and "dcgan-0, dcgan-1, vae-0, vae-1" in md
 
 
 def test_missing_metrics_file_exits_2_naming_it(app: typer.Typer, project: Path) -> None:

@@ -1,0 +1,64 @@
+"""How numbers, intervals, durations and feature spaces read in the report's text and tables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pipeline.reporting.stats import finite, half_width
+
+FEATURE_SPACES = {"domain-classifier": "domain classifier", "inception-v3-compat": "Inception-v3"}
+DASH = "—"
+
+
+def feature_space(extractor: str | None) -> str:
+    """Readable name of the FID feature space: ``domain-classifier`` → ``domain classifier``."""
+    if extractor is None:
+        return "unknown features"
+    return FEATURE_SPACES.get(extractor, extractor)
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    """A number with ``digits`` decimals, thousands separated; a dash when missing or not finite."""
+    number = finite(value)
+    return DASH if number is None else f"{number:,.{digits}f}"
+
+
+def fmt_p(value: Any) -> str:
+    """A p-value with three significant digits; a dash when undefined."""
+    number = finite(value)
+    return DASH if number is None else f"{number:.3g}"
+
+
+def fmt_seconds(value: Any) -> str:
+    """A duration in s, min or h; a dash when missing."""
+    seconds = finite(value)
+    if seconds is None:
+        return DASH
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def fmt_stat(stat: Mapping[str, Any], digits: int = 2) -> str:
+    """``mean ± CI half-width``, or ``mean (n=1)`` when there is a single seed; a dash without values."""
+    if stat["mean"] is None:
+        return DASH
+    hw = half_width(stat)
+    mean = fmt(stat["mean"], digits)
+    return f"{mean} ± {fmt(hw, digits)}" if hw is not None else f"{mean} (n=1)"
+
+
+def fmt_seconds_stat(stat: Mapping[str, Any]) -> str:
+    """A duration's ``mean ± CI half-width`` (each in s, min or h), or ``mean (n=1)``; a dash without values."""
+    if stat["mean"] is None:
+        return DASH
+    hw, mean = half_width(stat), fmt_seconds(stat["mean"])
+    return f"{mean} ± {fmt_seconds(hw)}" if hw is not None else f"{mean} (n=1)"
+
+
+def percent(confidence: float) -> str:
+    """``0.95`` → ``95%``."""
+    return f"{100 * confidence:g}%"

@@ -1,0 +1,223 @@
+"""The newer per-cell metrics in the report: precision/recall, feature spaces, class coverage, FID curves and the
+noise floor — with them, without them (older metrics files) and when the noise-floor file is missing."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pipeline import layout
+from pipeline.reporting import SUMMARY_METRICS, summarize, write_report
+from pipeline.reporting.inputs import fid_curve
+from pipeline.reporting.summary import class_shares
+from tests.test_report import CLASS_NAMES, cell, fabricate, grid_cells, make_params
+
+PNG = b"\x89PNG\r\n\x1a\n"
+NOISE_FLOOR = {
+    "reference": "test", "subset_split": "train", "num_samples": 100, "repeats": 3,
+    "feature_spaces": {
+        "domain-classifier": {"fid_mean": 0.8, "fid_std": 0.1, "fid_values": [0.7, 0.8, 0.9]},
+        "inception-v3-compat": {"fid_mean": 2.0, "fid_std": 0.2, "fid_values": [1.8, 2.0, 2.2]},
+    },
+}  # fmt: skip
+
+
+def write_noise_floor(root: Path, data: Any) -> None:
+    path = root / layout.NOISE_FLOOR_PATH
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+
+
+# --- summary ------------------------------------------------------------------------------------------------------
+
+
+def test_summary_describes_the_newer_metrics_over_ok_seeds() -> None:
+    cells = [cell("a", 0, 10.0), cell("a", 1, 12.0), cell("a", 2, None, status="failed", reason="x")]
+    entry = summarize(cells)["variants"]["a"]
+    assert entry["precision"]["mean"] == pytest.approx(0.605) and entry["precision"]["n"] == 2
+    assert entry["classes_covered"]["mean"] == 4 and entry["num_classes"] == 4
+    assert entry["class_kl"]["mean"] == pytest.approx(0.01)
+    assert entry["time_to_within_10pct"]["mean"] == pytest.approx(20.5)  # seeds 0 and 1: 20 s and 21 s
+    assert entry["steps_to_within_10pct"]["mean"] == 20
+    assert entry["possible_mode_collapse"] is False
+    assert list(entry["feature_spaces"]) == ["domain-classifier", "inception-v3-compat"]
+    inception = entry["feature_spaces"]["inception-v3-compat"]
+    assert set(inception) == {"fid", "isc_mean", "kid_mean", "precision", "recall"}
+    assert inception["fid"]["mean"] == pytest.approx(33.0) and inception["fid"]["n"] == 2
+    assert inception["precision"]["mean"] == pytest.approx(0.405)
+
+
+def test_older_metrics_files_still_summarize_with_every_key() -> None:
+    old = summarize([cell("a", 0, 10.0, legacy=True), cell("a", 1, 12.0, legacy=True), cell("b", 0, 20.0, legacy=True)])
+    new = summarize([cell("a", 0, 10.0), cell("a", 1, 12.0), cell("b", 0, 20.0)])
+    assert set(old) == set(new) and set(old["variants"]["a"]) == set(new["variants"]["a"])
+    entry = old["variants"]["a"]
+    assert entry["fid"]["mean"] == pytest.approx(11.0)
+    for metric in set(SUMMARY_METRICS) - {"fid", "isc_mean", "kid_mean", "train_seconds", "images_per_second"}:
+        assert entry[metric] == {"mean": None, "std": None, "n": 0, "ci_low": None, "ci_high": None}, metric
+    assert entry["feature_spaces"] == {} and entry["num_classes"] is None and entry["possible_mode_collapse"] is None
+    assert old["noise_floor"] is None and len(old["pairwise"]) == 1
+    json.dumps(old, allow_nan=False)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "flagged"),
+    [
+        ({}, False),
+        ({"classes_covered": 1, "class_kl": 1.386, "class_histogram": [100, 0, 0, 0]}, True),  # collapsed onto one
+        ({"classes_covered": 3}, True),  # one class missing, KL still small
+        ({"class_kl": 0.2}, True),  # every class present but far from the real mix
+        ({"class_kl": 0.1}, False),  # the threshold itself is not flagged
+        ({"classes_covered": None, "num_classes": None, "class_kl": None}, None),  # no diagnostics: unknown
+    ],
+)
+def test_mode_collapse_flag(overrides: dict[str, Any], flagged: bool | None) -> None:
+    summary = summarize([cell("a", 0, 10.0, **overrides), cell("b", 0, 12.0)])
+    assert summary["variants"]["a"]["possible_mode_collapse"] is flagged
+    assert summary["variants"]["b"]["possible_mode_collapse"] is False
+
+
+def test_class_shares_average_the_ok_seeds() -> None:
+    shares = class_shares([
+        cell("a", 0, 10.0, class_histogram=[100, 0, 0, 0]), cell("a", 1, 11.0, class_histogram=[0, 50, 0, 0]),
+        cell("a", 2, None, status="diverged", reason="nan", class_histogram=[0, 0, 0, 9]),
+        cell("b", 0, 12.0, class_histogram=[1, 2]),  # a different class count: left out
+    ])  # fmt: skip
+    assert shares is not None and shares.names == CLASS_NAMES and list(shares.generated) == ["a"]
+    np.testing.assert_allclose(shares.generated["a"], [0.5, 0.5, 0.0, 0.0])
+    np.testing.assert_allclose(shares.real, [0.25] * 4)
+    assert class_shares([cell("a", 0, 10.0, legacy=True)]) is None
+
+
+@pytest.mark.parametrize(
+    ("points", "expected"),
+    [
+        (None, None),
+        ([], None),
+        ([{"train_seconds": 1.0, "fid": 3.0}], None),  # no step: not a point
+        ([{"step": 20, "train_seconds": 2.0, "fid": None}, {"step": 10, "train_seconds": 1.0, "fid": 9.0},
+          "junk", {"step": 30, "fid": 4.0}],
+         [[10, 1.0, 9.0], [20, 2.0, np.nan], [30, np.nan, 4.0]]),  # sorted by step; missing values are NaN
+    ],
+)  # fmt: skip
+def test_fid_curve_parsing(points: Any, expected: list[list[float]] | None) -> None:
+    curve = fid_curve({"fid_curve": points})
+    if expected is None:
+        assert curve is None
+    else:
+        assert curve is not None
+        np.testing.assert_array_equal(np.column_stack([curve.steps, curve.seconds, curve.fid]), expected)
+
+
+# --- write_report -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], str]:
+    """A report over cells with every newer key, a collapsed variant and a noise floor."""
+    root = tmp_path_factory.mktemp("full")
+    collapsed = {"classes_covered": 1, "class_kl": 1.386, "class_histogram": [97, 1, 1, 1]}
+    cells = grid_cells() + [cell("hinge", 0, 30.0, **collapsed), cell("hinge", 1, 31.0, **collapsed)]
+    cells[2]["fid_curve"][1]["fid"] = None  # vae-0: a snapshot with non-finite images
+    fabricate(root, cells)
+    write_noise_floor(root, NOISE_FLOOR)
+    summary = write_report(make_params(("gan", "vae", "hinge")), root=root)
+    return root, summary, (root / "reports/report.md").read_text()
+
+
+def test_metrics_json_holds_the_new_keys(full: tuple[Path, dict[str, Any], str]) -> None:
+    root, summary, _ = full
+    metrics = json.loads((root / "reports/metrics.json").read_text())
+    assert metrics["noise_floor"] == NOISE_FLOOR["feature_spaces"]
+    assert [(p["a"], p["b"]) for p in metrics["pairwise"]] == [("gan", "hinge"), ("gan", "vae"), ("hinge", "vae")]
+    assert metrics["pairwise"][0]["significant"] is None and "gan has 1 ok seed" in metrics["pairwise"][0]["reason"]
+    assert metrics["comparison"]["best"] == "gan" and metrics["comparison"]["runner_up"] == "hinge"
+    assert metrics["variants"]["hinge"]["possible_mode_collapse"] is True
+    assert set(metrics["variants"]["vae"]["feature_spaces"]) == {"domain-classifier", "inception-v3-compat"}
+
+
+def test_report_has_the_new_sections_and_figures(full: tuple[Path, dict[str, Any], str]) -> None:
+    root, _, md = full
+    headings = [line for line in md.splitlines() if line.startswith("#")]
+    for heading in ["## Results", "### Cost", "## Is the difference real?", "## Noise floor", "## Other feature spaces",
+                    "### Inception-v3", "## Mode coverage", "## FID over training", "## Per-cell results"]:  # fmt: skip
+        assert heading in headings, heading
+    for name in ["class-coverage.png", "fid-curves.png"]:
+        assert (root / "reports/figures" / name).read_bytes()[:8] == PNG, name
+        assert f"(figures/{name})" in md and f'src="figures/{name}"' in (root / "reports/report.html").read_text()
+    for header in ["FID (domain classifier), mean ± 95% CI", "Precision (domain classifier)", "Classes covered",
+                   "Recall (domain classifier)", "KID (domain classifier)", "IS (domain classifier)", "Class KL (nats)",
+                   "FID (Inception-v3)", "Precision (Inception-v3)", "FID 95% bootstrap CI"]:  # fmt: skip
+        assert f"| {header} |" in md, header
+    assert "Welch's two-sided t-test" in md and "Holm–Bonferroni" in md and "α = 0.05" in md
+    assert "| hinge vs vae | +11.50 | 2 / 2 |" in md
+    assert "| vae-1 | vae | 1 | ok | 44.00 | \\[43.00, 45.00\\] |" in md  # per-cell bootstrap interval
+    assert "| 3 | vae | 42.00 ± 25.41 |" in md and "| 4.0 / 4 | 0.010 ± 0.000 | 2/2 |" in md
+    assert "| domain classifier | 0.80 ± 0.10 | 3 | gan | 20.00 (n=1) | 25× |" in md
+    assert "the best FID (gan) is 25× the noise floor" in md
+    assert "| vae | 20 s ± 6 s | 20 ± 0 | 60 s | 2 |" in md  # time and steps to within 10% of final FID
+    assert "Domain classifier test accuracy" in md  # the evaluator check is still there
+
+
+def test_collapsed_class_histogram_is_flagged(full: tuple[Path, dict[str, Any], str]) -> None:
+    md = full[2]
+    alert = next(line for line in md.splitlines() if "Possible mode collapse" in line)
+    assert alert.startswith("> **⚠ Warning:**")
+    assert "hinge (covers 1.0 of 4 classes, class KL 1.39 nats)" in alert
+    assert "gan" not in alert and "vae" not in alert
+
+
+def test_fid_curve_plot_data_per_cell(full: tuple[Path, dict[str, Any], str]) -> None:
+    folder = full[0] / "reports/plots/fid_curve"
+    # gan-1 diverged but still has its curve; every cell of the grid has one
+    assert sorted(p.name for p in folder.iterdir()) == [f"{c}.csv" for c in
+                                                        ["gan-0", "gan-1", "hinge-0", "hinge-1", "vae-0", "vae-1"]]
+    with open(folder / "vae-0.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows == [["step", "train_seconds", "fid"], ["10", "10.0", "160.0"], ["20", "20.0", "nan"],
+                    ["30", "30.0", "40.0"]]  # fmt: skip
+
+
+def test_older_metrics_files_give_a_report_that_says_what_is_missing(tmp_path: Path) -> None:
+    fabricate(tmp_path, [cell(c["variant"], c["seed"], c["fid"], c["status"], legacy=True, reason=c.get("reason"))
+                         for c in grid_cells()])  # fmt: skip
+    summary = write_report(make_params(), root=tmp_path)
+    md = (tmp_path / "reports/report.md").read_text()
+    assert summary["noise_floor"] is None and summary["variants"]["vae"]["feature_spaces"] == {}
+    assert ("No precision and recall, bootstrap FID interval, class-coverage diagnostics, FID curve or "
+            "per-feature-space results in the metrics of gan-0, vae-0, vae-1") in md  # fmt: skip
+    assert "No ok cell has class-coverage diagnostics" in md and "No cell has an FID curve" in md
+    assert "## Other feature spaces" not in md
+    assert "No noise floor: `metrics/noise-floor.json` is missing" in md
+    for name in ["class-coverage.png", "fid-curves.png"]:  # placeholders keep DVC's outputs stable
+        assert (tmp_path / "reports/figures" / name).read_bytes()[:8] == PNG
+    assert not (tmp_path / "reports/plots/fid_curve").exists()
+
+
+@pytest.mark.parametrize("content", ["{not json", {"feature_spaces": {"domain-classifier": {"fid_mean": None}}}, []])
+def test_unreadable_noise_floor_counts_as_missing(tmp_path: Path, content: Any) -> None:
+    fabricate(tmp_path, grid_cells())
+    write_noise_floor(tmp_path, content)
+    assert write_report(make_params(), root=tmp_path)["noise_floor"] is None
+    assert "No noise floor" in (tmp_path / "reports/report.md").read_text()
+
+
+def test_noise_floor_from_a_different_sample_size_is_flagged(tmp_path: Path) -> None:
+    fabricate(tmp_path, grid_cells())
+    write_noise_floor(tmp_path, {**NOISE_FLOOR, "num_samples": 10000})
+    write_report(make_params(), root=tmp_path)
+    md = (tmp_path / "reports/report.md").read_text()
+    assert "The noise floor uses 10,000 images, the cells 100" in md
+
+
+def test_stale_fid_curve_files_are_removed(tmp_path: Path) -> None:
+    fabricate(tmp_path, grid_cells() + [cell("hinge", 0, 30.0), cell("hinge", 1, 31.0)])
+    write_report(make_params(("gan", "vae", "hinge")), root=tmp_path)
+    assert (tmp_path / "reports/plots/fid_curve/hinge-1.csv").exists()
+    write_report(make_params(("gan", "vae"), seeds=(0,)), root=tmp_path)
+    assert sorted(p.name for p in (tmp_path / "reports/plots/fid_curve").iterdir()) == ["gan-0.csv", "vae-0.csv"]
