@@ -172,6 +172,10 @@ class TrainConfig(StrictModel):
         "FID-over-training curve."
     )
     keep_checkpoints: int = Field(2, ge=1, description="How many newest checkpoints to keep.")
+    max_abs_value: float | None = Field(
+        1e6, gt=0, description="A logged loss beyond this magnitude marks the cell diverged (exploding values, "
+        "caught before they overflow); null checks only for NaN/Inf."
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when available, else cpu.")
     deterministic: bool = Field(True, description="Deterministic kernels (bit-reproducible on CPU).")
 

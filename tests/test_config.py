@@ -70,6 +70,7 @@ HOSTILE = [
         ("evaluate.coverage_min_share", 0, "evaluate.coverage_min_share: Input should be greater than 0"),
         ("evaluate.bootstrap", -1, "evaluate.bootstrap: Input should be greater than or equal to 0"),
         ("train.snapshot_every", 0, "train.snapshot_every: Input should be greater than 0"),
+        ("train.max_abs_value", -1, "train.max_abs_value: Input should be greater than 0"),
         ("variants.gan.betas", [0.5, 0.9], "variants.gan.betas: Extra inputs are not permitted"),
         ("variants.gan.g_optimizer", {"betas": [0.5, 1.5]}, "variants.gan.g_optimizer.betas: Value error, each beta"),
 ]

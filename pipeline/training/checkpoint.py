@@ -25,6 +25,7 @@ _NAME = re.compile(r"^step-(\d{8})\.pt$")
 RESUMABLE_CHANGES = frozenset({
     "steps", "train.steps", "variant_params.steps", "train.log_every", "train.sample_every",
     "train.checkpoint_every", "train.keep_checkpoints", "train.snapshot_every",
+    "train.max_abs_value",
 })
 
 

@@ -125,11 +125,17 @@ class _Steps:
         return rows
 
 
-def _first_non_finite(rows: list[dict[str, float]]) -> tuple[int, str] | None:
+def first_divergence(rows: list[dict[str, float]], max_abs: float | None) -> tuple[int, str] | None:
+    """(step, reason) of the first row with a non-finite value or a logged quantity above ``max_abs`` in magnitude."""
     for row in rows:
+        step = int(row["step"])
+        values = {k: v for k, v in row.items() if k not in ("step", "images_per_second")}
         bad = [k for k, v in row.items() if not math.isfinite(v)]
         if bad:
-            return int(row["step"]), f"non-finite {', '.join(bad)} at step {int(row['step'])}"
+            return step, f"non-finite {', '.join(bad)} at step {step}"
+        exploded = [f"{k}={v:.3g}" for k, v in values.items() if max_abs is not None and abs(v) > max_abs]
+        if exploded:
+            return step, f"exploding {', '.join(exploded)} (|value| > train.max_abs_value {max_abs:g}) at step {step}"
     return None
 
 
@@ -241,7 +247,7 @@ def train_cell(
                 rows = steps.drain()
                 history.extend(rows)
                 run.log_history(rows)
-                bad = _first_non_finite(rows)
+                bad = first_divergence(rows, params.train.max_abs_value)
                 elapsed += time.perf_counter() - tick
                 tick = time.perf_counter()
                 if bad is not None:

@@ -41,6 +41,9 @@ def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.copy2(source, repo / name)
     raw = tiny_params()
     raw["evaluate"]["num_samples"] = 200
+    # a variant whose learning rate blows it up: its cell must not stop the grid
+    raw["variants"]["boom"] = {**raw["variants"]["gan"], "g_optimizer": {"lr": 1.0e30}, "d_optimizer": {"lr": 1.0e30}}
+    raw["grid"]["variants"].append("boom")
     write_params(repo / "params.yaml", raw)
     _dvc(repo, "init", "--no-scm", "-q")
     _dvc(repo, "config", "core.analytics", "false")
@@ -49,7 +52,7 @@ def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_metrics_files_of_every_cell(reproduced: Path) -> None:
-    for variant in ("gan", "vae"):
+    for variant in ("gan", "vae"):  # boom diverges: see test_diverging_variant_is_isolated
         metrics = json.loads((reproduced / "metrics" / f"{variant}-0.json").read_text())
         assert metrics["variant"] == variant and metrics["seed"] == 0 and metrics["status"] == "ok"
         assert metrics["num_samples"] == 200 and metrics["feature_extractor"] == "domain-classifier"
@@ -63,9 +66,22 @@ def test_metrics_files_of_every_cell(reproduced: Path) -> None:
     assert floor["feature_spaces"]["domain-classifier"]["fid_mean"] >= 0
 
 
+def test_diverging_variant_is_isolated(reproduced: Path) -> None:
+    metrics = json.loads((reproduced / "metrics" / "boom-0.json").read_text())
+    assert metrics["status"] == "diverged" and "non-finite" in metrics["reason"] and metrics["fid"] is None
+    summary = json.loads((reproduced / "reports" / "metrics.json").read_text())
+    assert summary["variants"]["boom"]["cells"] == {"ok": 0, "diverged": 1, "failed": 0}
+    assert "boom" not in summary["ranking"] and summary["variants"]["boom"]["fid"]["n"] == 0
+    report = (reproduced / "reports" / "report.md").read_text()
+    assert "boom-0" in report and "diverged" in report
+    client = MlflowClient(f"sqlite:///{reproduced / 'mlflow.db'}")
+    run = client.get_run(metrics["mlflow_run_id"])
+    assert run.info.status == "FAILED" and "non-finite" in run.data.tags["failure_reason"]
+
+
 def test_report_and_dvc_metrics(reproduced: Path) -> None:
     summary = json.loads((reproduced / "reports" / "metrics.json").read_text())
-    assert set(summary["variants"]) == {"gan", "vae"}
+    assert set(summary["variants"]) == {"gan", "vae", "boom"}
     assert summary["best_variant"] in {"gan", "vae"}
     fid = summary["variants"]["gan"]["fid"]
     assert fid["n"] == 1 and isinstance(fid["mean"], float)
@@ -83,8 +99,10 @@ def test_mlflow_has_one_run_per_cell_with_metrics(reproduced: Path) -> None:
     experiment = client.get_experiment_by_name("genbench-digits")
     assert experiment is not None
     runs = client.search_runs([experiment.experiment_id])
-    assert sorted(r.info.run_name for r in runs) == ["gan-s0", "vae-s0"]
+    assert sorted(r.info.run_name for r in runs) == ["boom-s0", "gan-s0", "vae-s0"]
     for run in runs:
+        if run.info.run_name == "boom-s0":
+            continue
         assert run.info.status == "FINISHED"
         assert {"fid", "isc_mean", "kid_mean"} <= set(run.data.metrics)
         assert run.data.params["variant"] == run.info.run_name[:-3]

@@ -14,7 +14,7 @@ from pipeline.config import parse_params
 from pipeline.errors import InputError
 from pipeline.generators import list_snapshots, load_generator
 from pipeline.training import checkpoint as ckpt
-from pipeline.training.loop import train_cell
+from pipeline.training.loop import first_divergence, train_cell
 from tests.conftest import tiny_params, write_prepared
 
 
@@ -117,6 +117,30 @@ def test_divergence_is_isolated(workdir: Path) -> None:
     assert summary["status"] == "diverged" and "non-finite" in summary["reason"]
     assert Path("runs/gan-0/generator.pt").is_file()
     assert MlflowClient().get_run(summary["mlflow_run_id"]).info.status == "FAILED"
+
+
+def test_exploding_finite_losses_mark_the_cell_diverged(workdir: Path) -> None:
+    write_prepared(workdir)
+    summary = train_cell(_params(max_abs_value=1e-3), "gan", 0, progress=False)  # any real loss exceeds 1e-3
+    assert summary["status"] == "diverged" and summary["steps"] == 2  # found at the first flush (log_every 2)
+    assert summary["reason"].startswith("exploding loss_") and "train.max_abs_value 0.001" in summary["reason"]
+    assert "at step 1" in summary["reason"]
+    assert MlflowClient().get_run(summary["mlflow_run_id"]).data.tags["failure_reason"] == summary["reason"]
+
+
+@pytest.mark.parametrize(("rows", "limit", "expected"), [
+    ([{"step": 1, "loss_d": 1.0, "images_per_second": 1e9}], 10.0, None),  # throughput is not checked
+    ([{"step": 1, "loss_d": 1.0}, {"step": 2, "loss_d": -50.0}], 10.0, (2, "exploding loss_d=-50")),
+    ([{"step": 1, "loss_g": float("nan"), "loss_d": 1e9}], 10.0, (1, "non-finite loss_g")),
+    ([{"step": 3, "loss_d": 1e9}], None, None),  # null: only NaN/Inf count
+    ([{"step": 3, "kl": float("inf")}], None, (3, "non-finite kl")),
+])  # fmt: skip
+def test_first_divergence(rows: list, limit: float | None, expected: tuple | None) -> None:
+    found = first_divergence(rows, limit)
+    if expected is None:
+        assert found is None
+    else:
+        assert found[0] == expected[0] and found[1].startswith(expected[1])
 
 
 def test_batch_larger_than_dataset(workdir: Path) -> None:
