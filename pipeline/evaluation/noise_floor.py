@@ -1,8 +1,8 @@
 """The noise floor of FID: real test images against equally many real training images, in every feature space.
 
 Two samples of the same distribution still score FID > 0 (finite-sample bias and noise); a variant's FID means
-little until it is set against this floor. Each repeat draws a different random train subset (without
-replacement) of the test split's size; the result is the mean and spread over repeats.
+little until it is set against this floor. Each repeat takes a random train subset of the test split's size,
+disjoint from the others when the train split is large enough; the result is the mean and spread over repeats.
 """
 
 from __future__ import annotations
@@ -28,7 +28,13 @@ def noise_floor(cfg: EvaluateConfig) -> dict[str, Any]:
     train, _ = load_prepared("train")
     size = min(reference.images.shape[0], train.shape[0])
     generator = torch.Generator().manual_seed(SUBSET_SEED)
-    subsets = [torch.randperm(train.shape[0], generator=generator)[:size] for _ in range(cfg.noise_floor_repeats)]
+    repeats = cfg.noise_floor_repeats
+    disjoint = repeats * size <= train.shape[0]
+    if disjoint:  # independent samples of real data, as two real datasets would be
+        order = torch.randperm(train.shape[0], generator=generator)
+        subsets = [order[i * size : (i + 1) * size] for i in range(repeats)]
+    else:  # too few training images: each repeat draws its own random subset
+        subsets = [torch.randperm(train.shape[0], generator=generator)[:size] for _ in range(repeats)]
     spaces = {}
     for key in cfg.extractors:
         extractor, ref = reference.features(key)
@@ -41,7 +47,8 @@ def noise_floor(cfg: EvaluateConfig) -> dict[str, Any]:
             "fid_values": [float(v) for v in values],
         }
     return {
-        "reference": "test", "subset_split": "train", "num_samples": int(size), "repeats": cfg.noise_floor_repeats,
+        "reference": "test", "subset_split": "train", "num_samples": int(size), "repeats": repeats,
+        "disjoint_subsets": disjoint,
         "data_fingerprint": reference.meta["fingerprint"], "feature_spaces": spaces,
     }
 

@@ -79,7 +79,8 @@ def noise_floor(
             "the FIDs are from the FID of real data against real data.",
         ])]  # fmt: skip
     blocks.append(Paragraph(
-        f"FID of the {data.get('reference') or '?'} split against {data.get('repeats') or '?'} disjoint subsets of "
+        f"FID of the {data.get('reference') or '?'} split against {data.get('repeats') or '?'} "
+        f"{'disjoint ' if data.get('disjoint_subsets') else 'random '}subsets of "
         f"the {data.get('subset_split') or '?'} split, {fmt(data.get('num_samples'), 0)} real images each: what a "
         "generator indistinguishable from the data would score with this sample size."
     ))

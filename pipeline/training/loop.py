@@ -31,6 +31,7 @@ from pipeline.models import ImageGenerator, build_model
 from pipeline.seeding import seed_everything
 from pipeline.tracking import CellRun, experiment_name, git_commit
 from pipeline.training import checkpoint as ckpt
+from pipeline.training.code import code_fingerprint
 from pipeline.training.data_order import BatchStream
 from pipeline.training.gan import GanTrainer
 from pipeline.training.rng import rng_state, set_rng_state
@@ -155,12 +156,14 @@ def train_cell(
     ``restart`` discards them (what ``dvc repro`` wants after a params edit).
     """
     cfg = params.variant(variant)
-    config = params.cell_config(variant, seed)
+    meta = load_meta()
+    # What a checkpoint must match to be resumed: the resolved params, the prepared data and the training code.
+    config = {**params.cell_config(variant, seed), "data_fingerprint": meta["fingerprint"],
+              "training_code": code_fingerprint()}
     total_steps = config["steps"]
     paths = CellPaths(layout.run_dir(variant, seed))
     console = console or Console(stderr=True)
 
-    meta = load_meta()
     images, _ = load_prepared("train")
     batch_size = params.train.batch_size
     if batch_size > images.size(0):

@@ -31,6 +31,7 @@ def test_noise_floor_is_small_next_to_a_different_distribution(workdir: Path) ->
     assert "noise floor (domain-classifier)" in result.output
     floor = json.loads(layout.NOISE_FLOOR_PATH.read_text())
     assert floor["num_samples"] == 100 and floor["repeats"] == 2 and floor["reference"] == "test"
+    assert floor["disjoint_subsets"] is True  # 2 × 100 of 300 training images
     domain = floor["feature_spaces"]["domain-classifier"]
     assert len(domain["fid_values"]) == 2 and len(set(domain["fid_values"])) == 2  # different train subsets
     assert domain["fid_mean"] == np.mean(domain["fid_values"]) and domain["fid_std"] > 0

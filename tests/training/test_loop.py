@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from pipeline.config import parse_params
 from pipeline.errors import InputError
 from pipeline.generators import list_snapshots, load_generator
 from pipeline.training import checkpoint as ckpt
+from pipeline.training import loop
+from pipeline.training.code import code_fingerprint
 from pipeline.training.loop import first_divergence, train_cell
 from tests.conftest import tiny_params, write_prepared
 
@@ -98,6 +101,30 @@ def test_resume_guard_lists_changed_keys(workdir: Path) -> None:
     assert summary["status"] == "ok"
     state = ckpt.load_checkpoint(ckpt.list_checkpoints(Path("runs/gan-0/checkpoints"))[-1][1])
     assert state["config"]["train"]["batch_size"] == 4
+
+
+def test_changed_training_code_is_not_resumed(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_prepared(workdir)
+    train_cell(_params(), "gan", 0, progress=False)
+    monkeypatch.setattr(loop, "code_fingerprint", lambda: "after-a-loss-fix")
+    with pytest.raises(InputError, match=r"differs in: training_code"):
+        train_cell(_params(), "gan", 0, progress=False)
+    summary = train_cell(_params(), "gan", 0, on_config_change="restart", progress=False)
+    state = ckpt.load_checkpoint(ckpt.list_checkpoints(Path("runs/gan-0/checkpoints"))[-1][1])
+    assert summary["steps"] == 6 and state["config"]["training_code"] == "after-a-loss-fix"
+
+
+def test_code_fingerprint_follows_training_sources_only(tmp_path: Path) -> None:
+    package = Path(loop.__file__).parents[1]
+    copy = tmp_path / "pipeline"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    original = code_fingerprint(copy)
+    assert original == code_fingerprint(package)
+    (copy / "reporting" / "content.py").write_text("# the report does not change training\n")
+    assert code_fingerprint(copy) == original
+    with (copy / "losses.py").open("a") as handle:
+        handle.write("\n# a fix\n")
+    assert code_fingerprint(copy) != original
 
 
 def test_extending_the_step_budget_resumes(workdir: Path) -> None:
