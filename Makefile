@@ -8,12 +8,12 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: setup dataset repro test ui lock help
+.PHONY: setup dataset postgres repro test ui server lock help
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-setup: $(STAMP) dataset  ## Create .venv and install the project (a no-op when up to date).
+setup: $(STAMP) dataset postgres  ## Create .venv and install the project (a no-op when up to date).
 
 # Re-installs only when the project's dependencies or the constraints change.
 $(STAMP): pyproject.toml requirements.lock
@@ -31,6 +31,16 @@ dataset:
 		|| echo "warning: could not install dataset-fashion-mnist; prepare will download Fashion-MNIST"; \
 	fi
 
+# PostgreSQL for `make server` and its integration test; Debian's package when we may install it.
+postgres:
+	@if ! command -v pg_ctl >/dev/null && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
+		&& [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing postgresql"; \
+		apt-get install -y -qq postgresql >/dev/null 2>&1 \
+		|| { apt-get update -qq && apt-get install -y -qq postgresql; } \
+		|| echo "warning: could not install postgresql; make server and its test need it"; \
+	fi
+
 repro: setup  ## Run the whole grid: prepare → fit-evaluator → train → evaluate → report.
 	$(BIN)/dvc repro
 
@@ -39,6 +49,9 @@ test: setup  ## Run the test suite.
 
 ui: setup  ## Open the MLflow UI on http://127.0.0.1:5000.
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --host 127.0.0.1 --port 5000
+
+server: setup  ## Team MLflow server: PostgreSQL store + local artifacts on http://127.0.0.1:5000 (Ctrl-C stops).
+	$(BIN)/python -m stages server
 
 lock: $(STAMP)  ## Refresh requirements.lock from the installed environment.
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' > requirements.lock

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from stages import evaluate, fit_evaluator, noise_floor, prepare, report, train
+from stages import evaluate, fit_evaluator, noise_floor, prepare, report, server, train
 
 app = typer.Typer(
     help="Reproducible benchmark of GAN and VAE variants: prepare → fit-evaluator → train → evaluate (+ noise-floor) → report.",
@@ -20,6 +20,7 @@ COMMANDS = {
     "evaluate": evaluate.main,
     "noise-floor": noise_floor.main,
     "report": report.main,
+    "server": server.main,  # not a DVC stage: the team MLflow server
 }
 for _name, _command in COMMANDS.items():
     app.command(_name)(_command)

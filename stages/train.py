@@ -38,6 +38,7 @@ def main(
     """Train one grid cell: resumes from its newest checkpoint; writes runs/<variant>-<seed>/ and an MLflow run."""
     cfg = load(params)
     check_in_grid(cfg, variant, seed)
+    from pipeline import layout
     from pipeline.training.loop import train_cell  # heavy imports after validation
     from pipeline.training.signals import Interrupted
 
@@ -48,6 +49,10 @@ def main(
     except Interrupted as stop:
         typer.echo(f"{variant}-{seed}: {stop}; re-run the same command to resume", err=True)
         raise typer.Exit(stop.exit_code) from None
+    # DVC needs every declared output, also when a cell diverged before its first checkpoint or snapshot.
+    run = layout.run_dir(variant, seed)
+    for folder in ("checkpoints", "snapshots"):
+        (run / folder).mkdir(parents=True, exist_ok=True)
     ips = summary["images_per_second"]
     typer.echo(
         f"{variant}-{seed}: {summary['status']} after {summary['steps']} steps in {summary['train_seconds']:.1f} s"

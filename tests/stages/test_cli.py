@@ -14,17 +14,18 @@ from tests.conftest import REPO, tiny_params, write_params, write_prepared
 from tests.test_config import HOSTILE, _edit
 
 runner = CliRunner()
+STAGES = ["prepare", "fit-evaluator", "train", "evaluate", "noise-floor", "report"]  # the DVC stages
 
 
 def test_help_lists_every_stage() -> None:
     result = subprocess.run([sys.executable, "-m", "stages", "--help"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0
-    for name in ("prepare", "fit-evaluator", "train", "evaluate", "noise-floor", "report"):
+    for name in COMMANDS:
         assert name in result.stdout
-    assert set(COMMANDS) == {"prepare", "fit-evaluator", "train", "evaluate", "noise-floor", "report"}
+    assert set(COMMANDS) == {*STAGES, "server"}
 
 
-@pytest.mark.parametrize("command", list(COMMANDS))
+@pytest.mark.parametrize("command", STAGES)
 def test_every_command_takes_params(command: str) -> None:
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0 and "--params" in result.output
@@ -32,7 +33,7 @@ def test_every_command_takes_params(command: str) -> None:
         assert "--variant" in result.output and "--seed" in result.output
 
 
-@pytest.mark.parametrize("command", list(COMMANDS))
+@pytest.mark.parametrize("command", STAGES)
 def test_invalid_params_exit_2_before_writing(command: str, workdir: Path) -> None:
     raw = tiny_params()
     raw["train"]["steps"] = -1
