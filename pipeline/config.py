@@ -229,6 +229,14 @@ class TrackingConfig(StrictModel):
     """MLflow settings ($MLFLOW_TRACKING_URI overrides the store)."""
 
     experiment_prefix: str = Field("genbench", min_length=1, description="Experiment name: '<prefix>-<dataset>'.")
+    system_metrics_interval: float | None = Field(
+        10.0, gt=0, description="Seconds between system/* samples (CPU, memory, disk, network, GPU) of training runs; "
+        "null turns them off."
+    )
+    log_models: bool = Field(True, description="Log each ok cell's generator as an MLflow model.")
+    registered_model: str | None = Field(
+        None, min_length=1, description="Registry name of the champion generator; null: '<prefix>-<dataset>-generator'."
+    )
 
 
 class Params(StrictModel):

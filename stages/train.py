@@ -39,12 +39,14 @@ def main(
     cfg = load(params)
     check_in_grid(cfg, variant, seed)
     from pipeline import layout
+    from pipeline.tracking import git_commit, grid_key
     from pipeline.training.loop import train_cell  # heavy imports after validation
     from pipeline.training.signals import Interrupted
 
     try:
         summary = train_cell(
-            cfg, variant, seed, restart=restart, on_config_change=on_config_change.value, progress=progress
+            cfg, variant, seed, restart=restart, on_config_change=on_config_change.value, progress=progress,
+            grid_key=grid_key(params, git_commit()),
         )
     except Interrupted as stop:
         typer.echo(f"{variant}-{seed}: {stop}; re-run the same command to resume", err=True)

@@ -107,7 +107,7 @@ def evaluate_cell(params: Params, variant: str, seed: int) -> dict[str, Any]:
         "variant": variant, "seed": seed, "status": summary["status"], "reason": summary.get("reason"),
         "feature_extractor": headline.extractor, "num_samples": cfg.num_samples,
         **{key: summary.get(key) for key in ("steps", "train_seconds", "images_per_second", "num_parameters",
-                                              "mlflow_run_id")},
+                                              "mlflow_run_id", "mlflow_model_uri")},
         **dict.fromkeys((*METRIC_KEYS, *CI_KEYS, *COVERAGE_KEYS, *CURVE_KEYS, "feature_spaces")),
     }
     reference = ReferenceSet(cfg)

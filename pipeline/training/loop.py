@@ -29,7 +29,7 @@ from pipeline.generators import discard_snapshots_after, export_generator, snaps
 from pipeline.io import atomic_write_json, atomic_write_text
 from pipeline.models import ImageGenerator, build_model
 from pipeline.seeding import seed_everything
-from pipeline.tracking import CellRun, experiment_name, git_commit
+from pipeline.tracking import CellRun, experiment_name, git_commit, log_generator, tracking_uri
 from pipeline.training import checkpoint as ckpt
 from pipeline.training.code import code_fingerprint
 from pipeline.training.data_order import BatchStream
@@ -149,11 +149,13 @@ def train_cell(
     on_config_change: str = "refuse",
     progress: bool = True,
     console: Console | None = None,
+    grid_key: str | None = None,
 ) -> dict[str, Any]:
     """Train one grid cell (resuming from its newest matching checkpoint) and write its outputs.
 
     ``on_config_change``: ``refuse`` raises when the checkpoints were made with another config;
-    ``restart`` discards them (what ``dvc repro`` wants after a params edit).
+    ``restart`` discards them (what ``dvc repro`` wants after a params edit). ``grid_key``: a new MLflow run
+    becomes a child of that grid's parent run.
     """
     cfg = params.variant(variant)
     meta = load_meta()
@@ -204,6 +206,8 @@ def train_cell(
         tags={"stage": "train", "cell": layout.cell_name(variant, seed), "variant": variant, "seed": str(seed),
               "dataset": meta["dataset"], "git_commit": git_commit() or "unknown", "kind": cfg.kind},
         resume_run_id=run_id,
+        parent_key=grid_key,
+        system_metrics_interval=params.tracking.system_metrics_interval,
     )
 
     def save(at_step: int) -> None:
@@ -284,6 +288,9 @@ def train_cell(
         "train_seconds": elapsed, "images_per_second": trained_images / elapsed if elapsed > 0 else None,
         "num_parameters": trainer.num_parameters(), "device": str(device), "mlflow_run_id": run.run_id,
     }
+    summary["mlflow_model_uri"] = None
+    if status == "ok" and params.tracking.log_models:
+        summary["mlflow_model_uri"] = log_generator(run.run_id, trainer.image_generator(), tracking_uri=tracking_uri())
     atomic_write_json(paths.summary, summary)
     run.log_metrics({"train_seconds": elapsed}, step=step)
     if status == "diverged":

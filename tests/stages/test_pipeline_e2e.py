@@ -98,8 +98,12 @@ def test_mlflow_has_one_run_per_cell_with_metrics(reproduced: Path) -> None:
     client = MlflowClient(f"sqlite:///{reproduced / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("genbench-digits")
     assert experiment is not None
-    runs = client.search_runs([experiment.experiment_id])
+    runs = client.search_runs([experiment.experiment_id], filter_string="tags.stage = 'train'")
     assert sorted(r.info.run_name for r in runs) == ["boom-s0", "gan-s0", "vae-s0"]
+    (parent,) = client.search_runs([experiment.experiment_id], filter_string="tags.`genbench.role` = 'grid'")
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}  # one repro, one parent
+    assert "reports/report.md" in [a.path for a in client.list_artifacts(parent.info.run_id, "reports")]
+    assert parent.data.metrics["gan/fid_mean"] > 0 and parent.data.tags["champion"].startswith("genbench-digits-")
     for run in runs:
         if run.info.run_name == "boom-s0":
             continue

@@ -30,7 +30,8 @@ def test_signal_checkpoints_and_resume_continues_the_run(workdir: Path, signum: 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # wait until training steps are being logged
         time.sleep(0.5)
-        runs = client.search_runs([e.experiment_id for e in client.search_experiments()]) if db.exists() else []
+        experiments = [e.experiment_id for e in client.search_experiments()] if db.exists() else []
+        runs = client.search_runs(experiments, filter_string="tags.stage = 'train'") if experiments else []
         if runs and client.get_metric_history(runs[0].info.run_id, "loss"):
             break
     else:
@@ -55,4 +56,5 @@ def test_signal_checkpoints_and_resume_continues_the_run(workdir: Path, signum: 
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming from step {step}/{step + 5}" in resumed.stderr
     assert client.get_run(run_id).info.status == "FINISHED"
-    assert len(client.search_runs([client.get_run(run_id).info.experiment_id])) == 1
+    cell_runs = client.search_runs([client.get_run(run_id).info.experiment_id], filter_string="tags.stage = 'train'")
+    assert [r.info.run_id for r in cell_runs] == [run_id]  # the same run continued, no second one

@@ -1,4 +1,4 @@
-"""Everything MLflow: the store, one run per grid cell, buffered step metrics, artifacts.
+"""The MLflow store and one run per grid cell: buffered step metrics, artifacts, system metrics.
 
 The default store is ``sqlite:///<repo>/mlflow.db`` (an absolute path, so DVC experiments running in a
 temp copy log to the same place); ``$MLFLOW_TRACKING_URI`` overrides it. The client API is used directly
@@ -15,15 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunStatus
+from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 from mlflow.tracking import MlflowClient
+
+from pipeline.errors import InputError
+from pipeline.tracking.grid import PARENT_TAG, grid_run_id
 
 MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 MAX_PARAMS = 100  # ... and of params
 
 
 def tracking_uri() -> str:
-    """``$MLFLOW_TRACKING_URI`` or the repository's sqlite store (absolute path)."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
+    """``$MLFLOW_TRACKING_URI`` or the repository's sqlite store (absolute path); never the deprecated file store."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
+    if uri.startswith("file:") or "://" not in uri:
+        raise InputError(f"MLFLOW_TRACKING_URI={uri!r}: the file store is deprecated; use sqlite:///<path>/mlflow.db "
+                         "or a tracking server (http://host:port)")
+    return uri
 
 
 def experiment_name(prefix: str, dataset: str) -> str:
@@ -64,6 +72,7 @@ class CellRun:
         self.client = client
         self.run_id = run_id
         self._pending: list[Metric] = []
+        self._monitor: SystemMetricsMonitor | None = None
 
     @classmethod
     def start(
@@ -74,21 +83,39 @@ class CellRun:
         params: Mapping[str, Any],
         tags: Mapping[str, str],
         resume_run_id: str | None = None,
+        parent_key: str | None = None,
+        system_metrics_interval: float | None = None,
     ) -> CellRun:
-        """Create the cell's run (logging params and tags), or reopen ``resume_run_id`` when it still exists."""
+        """Create the cell's run (logging params and tags), or reopen ``resume_run_id`` when it still exists.
+
+        ``parent_key``: the grid key whose parent run the new run is a child of. ``system_metrics_interval``:
+        seconds between CPU/memory/disk/network (and GPU) samples logged as ``system/*`` until :meth:`finish`.
+        """
         client = MlflowClient(tracking_uri())
+        run = None
         if resume_run_id is not None:
             try:
                 client.get_run(resume_run_id)
                 client.update_run(resume_run_id, status=RunStatus.to_string(RunStatus.RUNNING))
-                return cls(client, resume_run_id)
+                run = cls(client, resume_run_id)
             except Exception:  # noqa: BLE001 - the store was reset or the run deleted: start a new one
                 pass
-        run = client.create_run(_experiment_id(client, experiment), run_name=run_name, tags=dict(tags))
-        flat = [Param(k, v) for k, v in flatten(params).items()]
-        for start in range(0, len(flat), MAX_PARAMS):
-            client.log_batch(run.info.run_id, params=flat[start : start + MAX_PARAMS])
-        return cls(client, run.info.run_id)
+        if run is None:
+            exp_id = experiment_id(client, experiment)
+            tags = dict(tags)
+            if parent_key is not None:
+                parent_tags = {"git_commit": tags.get("git_commit", "")}
+                tags[PARENT_TAG] = grid_run_id(client, exp_id, parent_key, tags=parent_tags)
+            created = client.create_run(exp_id, run_name=run_name, tags=tags)
+            flat = [Param(k, v) for k, v in flatten(params).items()]
+            for start in range(0, len(flat), MAX_PARAMS):
+                client.log_batch(created.info.run_id, params=flat[start : start + MAX_PARAMS])
+            run = cls(client, created.info.run_id)
+        if system_metrics_interval is not None:
+            run._monitor = SystemMetricsMonitor(run.run_id, sampling_interval=system_metrics_interval,
+                                                resume_logging=resume_run_id == run.run_id, tracking_uri=tracking_uri())
+            run._monitor.start()
+        return run
 
     @classmethod
     def attach(cls, run_id: str) -> CellRun:
@@ -122,12 +149,15 @@ class CellRun:
             self.client.set_tag(self.run_id, key, value)
 
     def finish(self, status: str = "FINISHED") -> None:
-        """Flush and mark the run FINISHED, FAILED or KILLED."""
+        """Stop system metrics, flush and mark the run FINISHED, FAILED or KILLED."""
+        if self._monitor is not None:
+            self._monitor.finish()
+            self._monitor = None
         self.flush()
         self.client.set_terminated(self.run_id, status=status)
 
 
-def _experiment_id(client: MlflowClient, name: str) -> str:
+def experiment_id(client: MlflowClient, name: str) -> str:
     """Get or create the experiment (tolerating a concurrent creation by another cell)."""
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:

@@ -1,0 +1,68 @@
+"""What the report stage sends to MLflow: the grid's parent run gets the per-variant summary and ``reports/``;
+the best cell of the best variant becomes the registered model's ``champion``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+
+from pipeline.tracking.grid import grid_run_id
+from pipeline.tracking.models import promote_champion
+from pipeline.tracking.runs import MAX_BATCH, tracking_uri
+
+SUMMARY_STATS = ("mean", "std", "ci_low", "ci_high")
+
+
+def champion_cell(summary: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The ok cell with the lowest FID of the best-ranked variant that has a logged model, or None."""
+    for variant in summary["ranking"]:
+        candidates = [c for c in cells if c["variant"] == variant and c["status"] == "ok" and c.get("mlflow_model_uri")]
+        if candidates:
+            return min(candidates, key=lambda c: c["fid"])
+    return None
+
+
+def publish_grid(
+    summary: Mapping[str, Any], cells: Sequence[Mapping[str, Any]], *, key: str, reports_dir: Path, model_name: str
+) -> dict[str, Any]:
+    """Log the summary and ``reports_dir`` to grid ``key``'s parent run; register and alias the champion.
+
+    Returns ``parent_run_id`` and ``champion`` ({name, version, cell, model_uri} or None). Needs at least one cell
+    with an MLflow run (the parent lives in the cells' experiment).
+    """
+    client = MlflowClient(tracking_uri())
+    runs = [c["mlflow_run_id"] for c in cells if c.get("mlflow_run_id")]
+    if not runs:
+        return {"parent_run_id": None, "champion": None}
+    experiment = client.get_run(runs[0]).info.experiment_id
+    parent = grid_run_id(client, experiment, key, tags={})
+    metrics = {
+        f"{variant}/{metric}_{stat}": float(entry[metric][stat])
+        for variant, entry in summary["variants"].items()
+        for metric in ("fid", "isc_mean", "kid_mean", "precision", "recall", "train_seconds")
+        if isinstance(entry.get(metric), dict)
+        for stat in SUMMARY_STATS
+        if entry[metric].get(stat) is not None
+    }
+    now = int(time.time() * 1000)
+    batch = [Metric(name, value, now, 0) for name, value in metrics.items()]
+    for start in range(0, len(batch), MAX_BATCH):
+        client.log_batch(parent, metrics=batch[start : start + MAX_BATCH])
+    client.log_artifacts(parent, str(reports_dir), "reports")
+    client.set_tag(parent, "best_variant", str(summary.get("best_variant")))
+    best = champion_cell(summary, cells)
+    champion = None
+    if best is not None:
+        cell = f"{best['variant']}-{best['seed']}"
+        version = promote_champion(client, model_name, model_uri=best["mlflow_model_uri"], run_id=best["mlflow_run_id"],
+                                   tags={"cell": cell, "variant": str(best["variant"]), "fid": f"{best['fid']:.4f}",
+                                         "feature_extractor": str(best.get("feature_extractor")), "grid_key": key})
+        champion = {"name": model_name, "version": version.version, "cell": cell, "model_uri": best["mlflow_model_uri"]}
+        client.set_tag(parent, "champion", f"{model_name} v{version.version} ({cell})")
+    client.set_terminated(parent, "FINISHED")
+    return {"parent_run_id": parent, "champion": champion}
