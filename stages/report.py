@@ -29,8 +29,7 @@ def publish(cfg: Params, summary: dict, params: Path) -> None:
     from pipeline.tracking import git_commit, grid_key, publish_grid
 
     cells = read_cells(cfg, root=Path("."))
-    dataset = next((c.get("dataset") for c in cells if c.get("dataset")), None) or _dataset()
-    name = cfg.tracking.registered_model or f"{cfg.tracking.experiment_prefix}-{dataset}-generator"
+    name = cfg.tracking.registered_model or f"{cfg.tracking.experiment_prefix}-{_dataset()}-generator"
     try:
         published = publish_grid(summary, cells, key=grid_key(params, git_commit()), reports_dir=layout.REPORTS_DIR,
                                  model_name=name)
