@@ -234,6 +234,10 @@ class TrackingConfig(StrictModel):
         "null turns them off."
     )
     log_models: bool = Field(True, description="Log each ok cell's generator as an MLflow model.")
+    delivery_timeout: float = Field(
+        30.0, ge=0, description="Seconds a finished stage waits for its MLflow logging to be delivered; the rest "
+        "stays in runs/<cell>/mlflow/ for `python -m stages sync`."
+    )
     registered_model: str | None = Field(
         None, min_length=1, description="Registry name of the champion generator; null: '<prefix>-<dataset>-generator'."
     )

@@ -24,6 +24,11 @@ def run_dir(variant: str, seed: int) -> Path:
     return RUNS_DIR / cell_name(variant, seed)
 
 
+def outbox_dir(variant: str, seed: int) -> Path:
+    """MLflow outboxes of one cell (not a DVC output: undelivered logging survives a re-run of the stage)."""
+    return run_dir(variant, seed) / "mlflow"
+
+
 def metrics_path(variant: str, seed: int) -> Path:
     """Evaluation result of one cell."""
     return METRICS_DIR / f"{cell_name(variant, seed)}.json"

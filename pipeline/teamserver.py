@@ -108,6 +108,7 @@ class MlflowServer:
     artifacts_dir: Path
     port: int
     host: str = "127.0.0.1"
+    command: str = "server"  # or "ui": the same server, as a user starts it to browse a local store
     process: subprocess.Popen | None = None
 
     @property
@@ -117,7 +118,7 @@ class MlflowServer:
     def start(self, *, timeout: float = 180.0, log: Path | None = None) -> MlflowServer:
         """Start the server and wait until ``/health`` answers (the first start runs database migrations)."""
         self.artifacts_dir.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.backend_uri,
+        command = [sys.executable, "-m", "mlflow", self.command, "--backend-store-uri", self.backend_uri,
                    "--artifacts-destination", str(self.artifacts_dir.resolve()), "--host", self.host,
                    "--port", str(self.port), "--workers", "1"]
         output = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115 - owned by the process

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 import torch
 import yaml
+
+if TYPE_CHECKING:
+    from pipeline.teamserver import MlflowServer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -75,3 +81,21 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(autouse=True)
 def _small_torch() -> None:
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def team_server() -> Iterator[MlflowServer]:
+    """A real PostgreSQL cluster and ``mlflow server`` on free loopback ports, shared by the tests that need one."""
+    from pipeline.teamserver import MlflowServer, Postgres, free_port, postgres_bindir
+
+    # Not pytest's tmp_path: its 0700 parents would keep the postgres user (used when running as root) out.
+    root = Path(tempfile.mkdtemp(prefix="genbench-teamserver-"))
+    root.chmod(0o755)
+    postgres = Postgres(root / "postgres", free_port(), bindir=postgres_bindir()).start()
+    server = MlflowServer(postgres.uri, root / "artifacts", free_port())
+    try:
+        yield server.start(log=root / "mlflow.log")
+    finally:
+        server.stop()
+        postgres.stop()
+        shutil.rmtree(root, ignore_errors=True)

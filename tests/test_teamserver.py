@@ -2,44 +2,26 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from pipeline.config import parse_params
-from pipeline.teamserver import MlflowServer, Postgres, free_port, postgres_bindir
+from pipeline.teamserver import MlflowServer
 from pipeline.training.loop import train_cell
 from tests.conftest import tiny_params, write_prepared
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[MlflowServer]:
-    # Not pytest's tmp_path: its 0700 parents would keep the postgres user (used when running as root) out.
-    root = Path(tempfile.mkdtemp(prefix="genbench-teamserver-"))
-    root.chmod(0o755)
-    postgres = Postgres(root / "postgres", free_port(), bindir=postgres_bindir()).start()
-    mlflow_server = MlflowServer(postgres.uri, root / "artifacts", free_port())
-    try:
-        yield mlflow_server.start(log=root / "mlflow.log")
-    finally:
-        mlflow_server.stop()
-        postgres.stop()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def test_postgres_backend_and_artifacts(server: MlflowServer, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert server.backend_uri.startswith("postgresql+psycopg://") and "127.0.0.1" in server.backend_uri
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+def test_postgres_backend_and_artifacts(team_server: MlflowServer, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert team_server.backend_uri.startswith("postgresql+psycopg://") and "127.0.0.1" in team_server.backend_uri
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", team_server.url)
     write_prepared(workdir)
     summary = train_cell(parse_params(tiny_params()), "gan", 0, progress=False)
 
-    client = MlflowClient(server.url)
+    client = MlflowClient(team_server.url)
     run = client.get_run(summary["mlflow_run_id"])
     assert run.info.status == "FINISHED" and run.data.params["train.batch_size"] == "8"
     assert run.data.params["variant"] == "gan" and run.data.tags["cell"] == "gan-0"
@@ -51,4 +33,4 @@ def test_postgres_backend_and_artifacts(server: MlflowServer, workdir: Path, mon
     local = Path(client.download_artifacts(run.info.run_id, "samples/final.png", str(workdir)))
     assert local.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the artifacts live in the server's artifact folder, not in the working directory
-    assert list(server.artifacts_dir.rglob("final.png")) and not (workdir / "mlruns").exists()
+    assert list(team_server.artifacts_dir.rglob("final.png")) and not (workdir / "mlruns").exists()

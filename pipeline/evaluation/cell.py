@@ -8,6 +8,8 @@ coverage and the FID-over-training curve always use the domain classifier (cheap
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -107,7 +109,7 @@ def evaluate_cell(params: Params, variant: str, seed: int) -> dict[str, Any]:
         "variant": variant, "seed": seed, "status": summary["status"], "reason": summary.get("reason"),
         "feature_extractor": headline.extractor, "num_samples": cfg.num_samples,
         **{key: summary.get(key) for key in ("steps", "train_seconds", "images_per_second", "num_parameters",
-                                              "mlflow_run_id", "mlflow_model_uri")},
+                                              "mlflow_run_id", "mlflow_model_uri", "mlflow_outbox")},
         **dict.fromkeys((*METRIC_KEYS, *CI_KEYS, *COVERAGE_KEYS, *CURVE_KEYS, "feature_spaces")),
     }
     reference = ReferenceSet(cfg)
@@ -120,15 +122,21 @@ def evaluate_cell(params: Params, variant: str, seed: int) -> dict[str, Any]:
     result.update(score_curve(variant, seed, reference, cfg))
     if summary["status"] != "ok":
         result.update(time_to_within_10pct=None, steps_to_within_10pct=None)
+    run = CellRun.attach(Path(result["mlflow_outbox"]) if result.get("mlflow_outbox") else None,
+                         run_id=result["mlflow_run_id"], root=layout.outbox_dir(variant, seed))
+    if run is not None:
+        log_to_mlflow(run, result)
+        left = run.finish(None, wait=params.tracking.delivery_timeout)
+        if left:
+            print(f"{variant}-{seed}: {left} MLflow operations not delivered yet: kept in {run.outbox.folder}; "
+                  "`python -m stages sync` sends them", file=sys.stderr)
+        result.update(mlflow_run_id=run.run_id, mlflow_model_uri=run.model_uri, mlflow_outbox=str(run.outbox.folder))
     atomic_write_json(layout.metrics_path(variant, seed), result)
-    if result["mlflow_run_id"]:
-        log_to_mlflow(result)
     return result
 
 
-def log_to_mlflow(result: dict[str, Any]) -> None:
+def log_to_mlflow(run: CellRun, result: dict[str, Any]) -> None:
     """Headline metrics at the final step, other spaces prefixed by their extractor, the curve per snapshot step."""
-    run = CellRun.attach(result["mlflow_run_id"])
     scalar = ("fid", "isc_mean", "isc_std", "kid_mean", "kid_std", "precision", "recall", "f_score", "fid_ci_low",
               "fid_ci_high", "classes_covered", "class_kl", "time_to_within_10pct")
     metrics = {k: float(result[k]) for k in scalar if result.get(k) is not None}
@@ -141,4 +149,3 @@ def log_to_mlflow(result: dict[str, Any]) -> None:
             run.log_metrics({"curve_fid": point["fid"], "curve_train_seconds": point["train_seconds"]},
                             step=point["step"])
     run.set_tags({"evaluated": "true", "feature_extractor": result["feature_extractor"]})
-    run.flush()

@@ -8,7 +8,14 @@ from typing import Any
 
 from pipeline.reporting.document import Alert, Block, Heading, Image, Paragraph, Span, Table
 from pipeline.reporting.formatting import (
-    DASH, feature_space, fmt, fmt_p, fmt_seconds, fmt_seconds_stat, fmt_stat, percent,
+    DASH,
+    feature_space,
+    fmt,
+    fmt_p,
+    fmt_seconds,
+    fmt_seconds_stat,
+    fmt_stat,
+    percent,
 )  # fmt: skip
 from pipeline.reporting.inputs import fid_curve
 from pipeline.reporting.stats import finite

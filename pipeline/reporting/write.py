@@ -32,7 +32,14 @@ from pipeline.reporting.content import TITLE, build_document
 from pipeline.reporting.document import render_html, render_markdown
 from pipeline.reporting.formatting import feature_space
 from pipeline.reporting.inputs import (
-    FidCurve, LossLog, fid_curve, is_png, read_cells, read_evaluator_accuracy, read_losses, read_noise_floor,
+    FidCurve,
+    LossLog,
+    fid_curve,
+    is_png,
+    read_cells,
+    read_evaluator_accuracy,
+    read_losses,
+    read_noise_floor,
 )  # fmt: skip
 from pipeline.reporting.sections import CLASS_FIGURE, CURVE_FIGURE, curve_space
 from pipeline.reporting.summary import class_shares, display_order, ok_values, summarize

@@ -9,13 +9,27 @@ from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric
-from mlflow.tracking import MlflowClient
 
 from pipeline.tracking.grid import grid_run_id
 from pipeline.tracking.models import promote_champion
-from pipeline.tracking.runs import MAX_BATCH, tracking_uri
+from pipeline.tracking.outbox import STATE, Outbox
+from pipeline.tracking.runs import MAX_BATCH
+from pipeline.tracking.sender import fail_fast_http
+from pipeline.tracking.store import open_client
 
 SUMMARY_STATS = ("mean", "std", "ci_low", "ci_high")
+
+
+def with_delivered_ids(cell: Mapping[str, Any]) -> dict[str, Any]:
+    """The cell with ``mlflow_run_id`` / ``mlflow_model_uri`` filled in from its outbox when they were delivered
+    after its metrics file was written (e.g. by ``python -m stages sync``)."""
+    cell = dict(cell)
+    folder = cell.get("mlflow_outbox")
+    if folder and (Path(folder) / STATE).exists():
+        state = Outbox(Path(folder)).state
+        cell["mlflow_run_id"] = cell.get("mlflow_run_id") or state.get("run_id")
+        cell["mlflow_model_uri"] = cell.get("mlflow_model_uri") or state.get("model_uri")
+    return cell
 
 
 def champion_cell(summary: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
@@ -35,7 +49,9 @@ def publish_grid(
     Returns ``parent_run_id`` and ``champion`` ({name, version, cell, model_uri} or None). Needs at least one cell
     with an MLflow run (the parent lives in the cells' experiment).
     """
-    client = MlflowClient(tracking_uri())
+    fail_fast_http()
+    client = open_client()
+    cells = [with_delivered_ids(c) for c in cells]
     runs = [c["mlflow_run_id"] for c in cells if c.get("mlflow_run_id")]
     if not runs:
         return {"parent_run_id": None, "champion": None}

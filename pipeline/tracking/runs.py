@@ -1,37 +1,24 @@
-"""The MLflow store and one run per grid cell: buffered step metrics, artifacts, system metrics.
+"""The MLflow store and one run per grid cell: buffered step metrics, artifacts, system metrics, the model.
 
-The default store is ``sqlite:///<repo>/mlflow.db`` (an absolute path, so DVC experiments running in a
-temp copy log to the same place); ``$MLFLOW_TRACKING_URI`` overrides it. The client API is used directly
-(no global active run), so a stage can hold the cell's run open while evaluation logs into it later.
+Everything a run logs goes through its
+outbox (``runs/<cell>/mlflow/<id>/``, see :mod:`pipeline.tracking.outbox`), so an unreachable store never stops
+or slows training and nothing logged is lost.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from mlflow.entities import Metric, Param, RunStatus
-from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
-from mlflow.tracking import MlflowClient
-
-from pipeline.errors import InputError
-from pipeline.tracking.grid import PARENT_TAG, grid_run_id
+from pipeline.tracking.outbox import STATE, Outbox
+from pipeline.tracking.sender import Sender
+from pipeline.tracking.store import tracking_uri
+from pipeline.tracking.system import SystemSampler
 
 MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
-MAX_PARAMS = 100  # ... and of params
-
-
-def tracking_uri() -> str:
-    """``$MLFLOW_TRACKING_URI`` or the repository's sqlite store (absolute path); never the deprecated file store."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
-    if uri.startswith("file:") or "://" not in uri:
-        raise InputError(f"MLFLOW_TRACKING_URI={uri!r}: the file store is deprecated; use sqlite:///<path>/mlflow.db "
-                         "or a tracking server (http://host:port)")
-    return uri
 
 
 def experiment_name(prefix: str, dataset: str) -> str:
@@ -66,66 +53,75 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 class CellRun:
-    """One grid cell's MLflow run, with step metrics buffered and sent in batches."""
+    """One grid cell's MLflow run, logged through its on-disk outbox and delivered in the background.
 
-    def __init__(self, client: MlflowClient, run_id: str) -> None:
-        self.client = client
-        self.run_id = run_id
-        self._pending: list[Metric] = []
-        self._monitor: SystemMetricsMonitor | None = None
+    Logging never waits for the store: step metrics are buffered in memory until :meth:`flush` appends them to
+    the outbox; the sender thread delivers them whenever the store is reachable. :meth:`finish` waits at most
+    ``wait`` seconds for the rest and leaves what is still undelivered for ``python -m stages sync``.
+    """
+
+    def __init__(self, outbox: Outbox, *, notify: Callable[[str], None] | None = None) -> None:
+        self.outbox = outbox
+        self.sender = Sender(outbox, notify=notify).start()
+        self._pending: list[list[Any]] = []
+        self._sampler: SystemSampler | None = None
 
     @classmethod
     def start(
         cls,
+        folder: Path,
         *,
         experiment: str,
         run_name: str,
         params: Mapping[str, Any],
         tags: Mapping[str, str],
-        resume_run_id: str | None = None,
+        resume: str | None = None,
         parent_key: str | None = None,
         system_metrics_interval: float | None = None,
     ) -> CellRun:
-        """Create the cell's run (logging params and tags), or reopen ``resume_run_id`` when it still exists.
+        """Create the cell's run in a new outbox under ``folder``, or reopen the outbox ``resume`` (its id).
 
         ``parent_key``: the grid key whose parent run the new run is a child of. ``system_metrics_interval``:
         seconds between CPU/memory/disk/network (and GPU) samples logged as ``system/*`` until :meth:`finish`.
         """
-        client = MlflowClient(tracking_uri())
-        run = None
-        if resume_run_id is not None:
-            try:
-                client.get_run(resume_run_id)
-                client.update_run(resume_run_id, status=RunStatus.to_string(RunStatus.RUNNING))
-                run = cls(client, resume_run_id)
-            except Exception:  # noqa: BLE001 - the store was reset or the run deleted: start a new one
-                pass
-        if run is None:
-            exp_id = experiment_id(client, experiment)
-            tags = dict(tags)
-            if parent_key is not None:
-                parent_tags = {"git_commit": tags.get("git_commit", "")}
-                tags[PARENT_TAG] = grid_run_id(client, exp_id, parent_key, tags=parent_tags)
-            created = client.create_run(exp_id, run_name=run_name, tags=tags)
-            flat = [Param(k, v) for k, v in flatten(params).items()]
-            for start in range(0, len(flat), MAX_PARAMS):
-                client.log_batch(created.info.run_id, params=flat[start : start + MAX_PARAMS])
-            run = cls(client, created.info.run_id)
+        if resume is not None and (Path(folder) / resume / STATE).exists():
+            run = cls(Outbox(Path(folder) / resume))
+            run.outbox.append({"op": "status", "status": "RUNNING", "time": time.time()})
+        else:
+            outbox = Outbox.create(folder, tracking_uri=tracking_uri())
+            outbox.append({"op": "create", "experiment": experiment, "run_name": run_name, "tags": dict(tags),
+                           "params": flatten(params), "parent_key": parent_key, "time": time.time()})
+            run = cls(outbox)
         if system_metrics_interval is not None:
-            run._monitor = SystemMetricsMonitor(run.run_id, sampling_interval=system_metrics_interval,
-                                                resume_logging=resume_run_id == run.run_id, tracking_uri=tracking_uri())
-            run._monitor.start()
+            run._sampler = SystemSampler(run._record_system, interval=system_metrics_interval,
+                                         origin=run.outbox.state["created_at"]).start()
+        run.sender.wake()
         return run
 
     @classmethod
-    def attach(cls, run_id: str) -> CellRun:
-        """An existing run (e.g. the training run that evaluation logs into)."""
-        return cls(MlflowClient(tracking_uri()), run_id)
+    def attach(cls, folder: Path | None, *, run_id: str | None, root: Path) -> CellRun | None:
+        """The outbox ``folder`` of an existing cell run (e.g. for evaluation to log into), or a new outbox
+        under ``root`` for the known ``run_id`` when the folder is gone; None when neither exists."""
+        if folder is not None and (Path(folder) / STATE).exists():
+            return cls(Outbox(Path(folder)))
+        if run_id is None:
+            return None
+        return cls(Outbox.create(root, tracking_uri=tracking_uri(), run_id=run_id))
+
+    @property
+    def run_id(self) -> str | None:
+        """The MLflow run id, once the store has created the run."""
+        return self.outbox.run_id
+
+    @property
+    def model_uri(self) -> str | None:
+        """The logged generator's model URI, once delivered."""
+        return self.outbox.state.get("model_uri")
 
     def log_metrics(self, metrics: Mapping[str, float], *, step: int) -> None:
-        """Buffer metrics of one step; they are sent by :meth:`flush`."""
+        """Buffer metrics of one step, stamped now (a re-sent metric is then an exact duplicate the store drops)."""
         now = int(time.time() * 1000)
-        self._pending.extend(Metric(key, float(value), now, step) for key, value in metrics.items())
+        self._pending.extend([key, float(value), now, step] for key, value in metrics.items())
 
     def log_history(self, rows: Iterable[Mapping[str, float]]) -> None:
         """Buffer many steps at once: each row has ``step`` and metric values."""
@@ -134,41 +130,38 @@ class CellRun:
             self.log_metrics(values, step=int(row["step"]))
 
     def flush(self) -> None:
-        """Send buffered metrics in batches of MLflow's maximum size."""
+        """Move buffered metrics into the outbox in batches of MLflow's maximum size (no network here)."""
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            self.client.log_batch(self.run_id, metrics=batch)
+            self.outbox.append({"op": "batch", "metrics": batch})
+        self.sender.wake()
+
+    def _record_system(self, values: dict[str, float], step: int) -> None:
+        now = int(time.time() * 1000)
+        self.outbox.append({"op": "batch", "metrics": [[k, v, now, step] for k, v in values.items()]})
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        """Upload a file into the run's artifacts."""
-        self.client.log_artifact(self.run_id, str(path), artifact_path)
+        """Upload a copy of the file (taken now) into the run's artifacts."""
+        self.outbox.append({"op": "artifact", "file": self.outbox.add_file(path), "artifact_path": artifact_path})
+        self.sender.wake()
+
+    def log_model(self, generator_file: str | Path) -> None:
+        """Log an exported generator (``pipeline.generators.export_generator``) as the run's MLflow model."""
+        self.outbox.append({"op": "model", "file": self.outbox.add_file(generator_file)})
+        self.sender.wake()
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Set tags on the run."""
-        for key, value in tags.items():
-            self.client.set_tag(self.run_id, key, value)
+        self.outbox.append({"op": "batch", "tags": dict(tags)})
+        self.sender.wake()
 
-    def finish(self, status: str = "FINISHED") -> None:
-        """Stop system metrics, flush and mark the run FINISHED, FAILED or KILLED."""
-        if self._monitor is not None:
-            self._monitor.finish()
-            self._monitor = None
+    def finish(self, status: str = "FINISHED", *, wait: float = 60.0) -> int:
+        """Stop system metrics, flush, mark the run FINISHED/FAILED/KILLED (``None``: leave the status) and
+        deliver for at most ``wait`` seconds; returns how many operations are left for ``stages sync``."""
+        if self._sampler is not None:
+            self._sampler.stop()
+            self._sampler = None
         self.flush()
-        self.client.set_terminated(self.run_id, status=status)
-
-
-def experiment_id(client: MlflowClient, name: str) -> str:
-    """Get or create the experiment (tolerating a concurrent creation by another cell)."""
-    experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    location = None
-    if tracking_uri().startswith("sqlite:"):
-        location = Path("mlruns").resolve().as_uri()
-    try:
-        return client.create_experiment(name, artifact_location=location)
-    except Exception:  # noqa: BLE001 - created meanwhile by a concurrent cell
-        experiment = client.get_experiment_by_name(name)
-        if experiment is None:
-            raise
-        return experiment.experiment_id
+        if status is not None:
+            self.outbox.append({"op": "status", "status": status, "time": time.time()})
+        return self.sender.stop(wait)

@@ -24,12 +24,12 @@ from pipeline import layout
 from pipeline.config import Params
 from pipeline.data import load_meta, load_prepared
 from pipeline.errors import InputError
-from pipeline.images import save_grid
 from pipeline.generators import discard_snapshots_after, export_generator, snapshot_path
+from pipeline.images import save_grid
 from pipeline.io import atomic_write_json, atomic_write_text
 from pipeline.models import ImageGenerator, build_model
 from pipeline.seeding import seed_everything
-from pipeline.tracking import CellRun, experiment_name, git_commit, log_generator, tracking_uri
+from pipeline.tracking import CellRun, experiment_name, git_commit
 from pipeline.training import checkpoint as ckpt
 from pipeline.training.code import code_fingerprint
 from pipeline.training.data_order import BatchStream
@@ -190,22 +190,23 @@ def train_cell(
     fixed_noise = torch.randn(SAMPLE_GRID_SIZE, trainer.image_generator().latent_dim,
                               generator=torch.Generator().manual_seed(seed + 1))
 
-    step, elapsed, history, run_id = 0, 0.0, [], None
+    step, elapsed, history, outbox = 0, 0.0, [], None
     if resume is not None:
         trainer.load_state_dict(resume["trainer"])
         stream.load_state_dict(resume["data"])
         set_rng_state(resume["rng"])
-        step, elapsed, history, run_id = resume["step"], resume["elapsed"], resume["history"], resume["mlflow_run_id"]
+        step, elapsed, history, outbox = resume["step"], resume["elapsed"], resume["history"], resume.get("mlflow_outbox")
         console.print(f"[{variant}-{seed}] resuming from step {step}/{total_steps}")
     discard_snapshots_after(paths.snapshots, step)
 
     run = CellRun.start(
+        layout.outbox_dir(variant, seed),
         experiment=experiment_name(params.tracking.experiment_prefix, meta["dataset"]),
         run_name=f"{variant}-s{seed}",
         params=config,
         tags={"stage": "train", "cell": layout.cell_name(variant, seed), "variant": variant, "seed": str(seed),
               "dataset": meta["dataset"], "git_commit": git_commit() or "unknown", "kind": cfg.kind},
-        resume_run_id=run_id,
+        resume=outbox,
         parent_key=grid_key,
         system_metrics_interval=params.tracking.system_metrics_interval,
     )
@@ -213,7 +214,7 @@ def train_cell(
     def save(at_step: int) -> None:
         ckpt.save_checkpoint(paths.checkpoints, {
             "step": at_step, "config": config, "trainer": trainer.state_dict(), "data": stream.state_dict(),
-            "rng": rng_state(), "elapsed": elapsed, "history": history, "mlflow_run_id": run.run_id,
+            "rng": rng_state(), "elapsed": elapsed, "history": history, "mlflow_outbox": run.outbox.id,
         }, keep=params.train.keep_checkpoints)
 
     def sample_grid(name: str) -> None:
@@ -269,7 +270,7 @@ def train_cell(
                 if step % params.train.checkpoint_every == 0 or step == total_steps or signum is not None:
                     save(step)
                 if signum is not None:
-                    run.finish("KILLED")
+                    run.finish("KILLED", wait=min(params.tracking.delivery_timeout, 5.0))
                     raise Interrupted(signum, step)
                 tick = time.perf_counter()
 
@@ -286,14 +287,17 @@ def train_cell(
     summary = {
         "variant": variant, "seed": seed, "status": status, "reason": reason, "steps": step,
         "train_seconds": elapsed, "images_per_second": trained_images / elapsed if elapsed > 0 else None,
-        "num_parameters": trainer.num_parameters(), "device": str(device), "mlflow_run_id": run.run_id,
+        "num_parameters": trainer.num_parameters(), "device": str(device),
     }
-    summary["mlflow_model_uri"] = None
     if status == "ok" and params.tracking.log_models:
-        summary["mlflow_model_uri"] = log_generator(run.run_id, trainer.image_generator(), tracking_uri=tracking_uri())
-    atomic_write_json(paths.summary, summary)
+        run.log_model(paths.generator)
     run.log_metrics({"train_seconds": elapsed}, step=step)
     if status == "diverged":
         run.set_tags({"failure_reason": reason or ""})
-    run.finish("FINISHED" if status == "ok" else "FAILED")
+    undelivered = run.finish("FINISHED" if status == "ok" else "FAILED", wait=params.tracking.delivery_timeout)
+    if undelivered:
+        console.print(f"[{variant}-{seed}] {undelivered} MLflow operations not delivered yet: kept in "
+                      f"{run.outbox.folder}; `python -m stages sync` sends them")
+    summary.update(mlflow_run_id=run.run_id, mlflow_model_uri=run.model_uri, mlflow_outbox=str(run.outbox.folder))
+    atomic_write_json(paths.summary, summary)
     return summary

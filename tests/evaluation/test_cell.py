@@ -12,8 +12,8 @@ from mlflow.tracking import MlflowClient
 
 from pipeline import layout
 from pipeline.config import parse_params
-from pipeline.evaluation.cell import evaluate_cell
 from pipeline.data import load_prepared
+from pipeline.evaluation.cell import evaluate_cell
 from pipeline.evaluation.classifier import DomainClassifier, fit_classifier, save_evaluator
 from pipeline.io import atomic_write_json
 from pipeline.training.loop import train_cell

@@ -11,15 +11,14 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from pipeline.config import EvaluateConfig
 from pipeline.errors import InputError
-from pipeline.evaluation.classifier import DomainClassifier, save_evaluator, to_unit_range
+from pipeline.evaluation import features as features_module
+from pipeline.evaluation.classifier import DomainClassifier, fit_classifier, save_evaluator, to_unit_range
 from pipeline.evaluation.extractor import (
     EXTRACTOR_NAME,
     DomainFeatureExtractor,
     register_domain_extractor,
     to_classifier_input,
 )
-from pipeline.evaluation.classifier import fit_classifier
-from pipeline.evaluation import features as features_module
 from pipeline.evaluation.features import FEATURE_SPACES, Features, ImageTensorDataset, reference_cache_name
 from pipeline.evaluation.metrics import frechet_distance, score_features
 from tests.evaluation.test_classifier import TINY, separable

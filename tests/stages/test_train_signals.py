@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from pipeline.tracking import Outbox
 from pipeline.training import checkpoint as ckpt
 from tests.conftest import REPO, tiny_params, write_params, write_prepared
 
@@ -47,7 +48,7 @@ def test_signal_checkpoints_and_resume_continues_the_run(workdir: Path, signum: 
     (step, path), = ckpt.list_checkpoints(workdir / "runs/vae-0/checkpoints")
     state = ckpt.load_checkpoint(path)
     assert step == state["step"] > 0
-    run_id = state["mlflow_run_id"]
+    run_id = Outbox(workdir / "runs/vae-0/mlflow" / state["mlflow_outbox"]).run_id  # delivered before exiting
     assert client.get_run(run_id).info.status == "KILLED"
 
     raw["train"]["steps"] = step + 5

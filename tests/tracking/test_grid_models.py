@@ -36,7 +36,7 @@ def test_grid_key_follows_params_commit_and_experiment(tmp_path: Path, monkeypat
 
 def test_concurrent_cells_share_one_parent(workdir: Path) -> None:
     client = MlflowClient(tracking_uri())
-    experiment = experiment_id(client, "genbench-test")
+    experiment = experiment_id(client, "genbench-test", tracking_uri())
     found: list[str] = []
     threads = [threading.Thread(target=lambda: found.append(grid_run_id(client, experiment, "k1", tags={})))
                for _ in range(4)]

@@ -1,0 +1,43 @@
+"""The MLflow store: which one (``$MLFLOW_TRACKING_URI`` or the repository's sqlite file) and a client for it.
+
+The default store is ``sqlite:///<repo>/mlflow.db`` as an absolute path, so DVC experiments running in a temp copy
+log to the same place. Opening a sqlite store that does not exist yet creates its tables; cells started at the
+same moment (``dvc queue start -j 4``) would race on that, so the first opening in a process holds a lock file
+beside the database.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from pipeline.errors import InputError
+
+
+def tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI`` or the repository's sqlite store (absolute path); never the deprecated file store."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
+    if uri.startswith("file:") or "://" not in uri:
+        raise InputError(f"MLFLOW_TRACKING_URI={uri!r}: the file store is deprecated; use sqlite:///<path>/mlflow.db "
+                         "or a tracking server (http://host:port)")
+    return uri
+
+
+def open_client(uri: str | None = None) -> MlflowClient:
+    """A client of ``uri`` (default :func:`tracking_uri`), creating a new sqlite store's tables under a lock."""
+    uri = uri or tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        return MlflowClient(uri)
+    database = Path(uri.removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{database}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            client = MlflowClient(uri)
+            client._get_registry_client()  # the model registry's store checks its tables too
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return client
