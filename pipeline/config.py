@@ -177,7 +177,14 @@ class TrainConfig(StrictModel):
         "caught before they overflow); null checks only for NaN/Inf."
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when available, else cpu.")
-    deterministic: bool = Field(True, description="Deterministic kernels (bit-reproducible on CPU).")
+    deterministic: bool = Field(True, description="Deterministic kernels (bit-reproducible on CPU); false lets "
+                                "cuDNN pick the fastest kernels (cudnn.benchmark).")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="Autocast precision: auto = bf16 on GPUs that support it, fp32 on CPU; fp16 adds a "
+        "gradient scaler."
+    )
+    compile: bool = Field(False, description="torch.compile the networks (not a critic trained with a gradient "
+                          "penalty: compiled double backward is unsupported).")
 
 
 class EvaluateConfig(StrictModel):
@@ -225,6 +232,16 @@ class ReportConfig(StrictModel):
     samples_per_variant: int = Field(64, gt=0, le=256, description="Images in each variant's sample grid.")
 
 
+class RetrainConfig(StrictModel):
+    """The quality gate of scheduled retraining (``make retrain`` → ``python -m stages gate``)."""
+
+    fid_tolerance: float = Field(
+        0.1, ge=0, description="A variant fails the gate when its mean FID rose by more than this fraction over the "
+        "baseline's reports/metrics.json, or lost every ok cell."
+    )
+    baseline: str = Field("HEAD", min_length=1, description="Git revision holding the baseline reports/metrics.json.")
+
+
 class TrackingConfig(StrictModel):
     """MLflow settings ($MLFLOW_TRACKING_URI overrides the store)."""
 
@@ -253,6 +270,7 @@ class Params(StrictModel):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    retrain: RetrainConfig = Field(default_factory=RetrainConfig)
     variants: dict[str, Variant] = Field(min_length=1, description="One section per variant name.")
 
     @model_validator(mode="after")

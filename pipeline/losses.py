@@ -86,10 +86,10 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) 
     """
     alpha = torch.rand(real.size(0), 1, 1, 1, device=real.device)  # (B, 1, 1, 1)
     mixed = (alpha * real.detach().float() + (1 - alpha) * fake.detach().float()).requires_grad_(True)
-    with torch.autocast(device_type=real.device.type, enabled=False):
+    with torch.autocast(device_type=real.device.type, enabled=False):  # forward, gradient and norm in fp32
         scores = critic(mixed)
-    (grad,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
-    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+        (grad,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
+        return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
 
 
 def vae_elbo(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline import layout
-from pipeline.data import prepare_dataset
 from stages.common import ParamsOption, exits_on_bad_input, load
 
 
@@ -13,6 +12,8 @@ from stages.common import ParamsOption, exits_on_bad_input, load
 def main(params: ParamsOption = Path("params.yaml")) -> None:
     """Load the dataset named in the params' data section, validate it, resize it and write data/prepared/."""
     cfg = load(params)
+    from pipeline.data import prepare_dataset  # heavy (torch) imports after validation, not at CLI start-up
+
     meta = prepare_dataset(cfg.data, layout.PREPARED_DIR)
     c, h, w = meta["shape"]
     print(

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from pipeline import layout
 from pipeline.config import Params
-from pipeline.reporting import headline_text, write_report
 from stages.common import ParamsOption, exits_on_bad_input, load
 
 
@@ -17,6 +16,8 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
     against the runner-up (Welch's t-test), and write reports/report.md, report.html, metrics.json, figures/ and
     plots/. Needs metrics/<variant>-<seed>.json for every grid cell (the evaluate stage)."""
     cfg = load(params)
+    from pipeline.reporting import headline_text, write_report  # heavy (matplotlib, scipy) imports after validation
+
     summary = write_report(cfg)
     print(headline_text(summary))
     print(f"Report: {layout.REPORTS_DIR / 'report.md'} (and report.html, metrics.json, figures/)")

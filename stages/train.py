@@ -51,6 +51,8 @@ def main(
     except Interrupted as stop:
         typer.echo(f"{variant}-{seed}: {stop}; re-run the same command to resume", err=True)
         raise typer.Exit(stop.exit_code) from None
+    if summary["world_size"] > 1 and "mlflow_outbox" not in summary:
+        return  # torchrun: ranks other than 0 write nothing
     # DVC needs every declared output, also when a cell diverged before its first checkpoint or snapshot.
     run = layout.run_dir(variant, seed)
     for folder in ("checkpoints", "snapshots"):

@@ -99,3 +99,15 @@ def team_server() -> Iterator[MlflowServer]:
         server.stop()
         postgres.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def copy_project(dest: Path, names: list[str]) -> Path:
+    """Copy these files and folders of the repository into ``dest`` (a scratch project for DVC/make tests)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, dest / name)
+    return dest

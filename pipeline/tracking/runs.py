@@ -165,3 +165,21 @@ class CellRun:
         if status is not None:
             self.outbox.append({"op": "status", "status": status, "time": time.time()})
         return self.sender.stop(wait)
+
+
+class NullRun:
+    """The run of a training process that does not log (ranks other than 0 under torchrun)."""
+
+    run_id = None
+    model_uri = None
+    outbox = None
+
+    def log_metrics(self, metrics: Mapping[str, float], *, step: int) -> None: ...
+    def log_history(self, rows: Iterable[Mapping[str, float]]) -> None: ...
+    def flush(self) -> None: ...
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
+    def log_model(self, generator_file: str | Path) -> None: ...
+    def set_tags(self, tags: Mapping[str, str]) -> None: ...
+
+    def finish(self, status: str = "FINISHED", *, wait: float = 60.0) -> int:
+        return 0

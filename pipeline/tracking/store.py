@@ -1,7 +1,7 @@
 """The MLflow store: which one (``$MLFLOW_TRACKING_URI`` or the repository's sqlite file) and a client for it.
 
-The default store is ``sqlite:///<repo>/mlflow.db`` as an absolute path, so DVC experiments running in a temp copy
-log to the same place. Opening a sqlite store that does not exist yet creates its tables; cells started at the
+The default store is ``sqlite:///<repo>/mlflow.db`` as an absolute path, where ``<repo>`` is the DVC project's root
+even for experiments running in a temp copy (``dvc exp run --queue`` / ``--temp``), so they all log to one place. Opening a sqlite store that does not exist yet creates its tables; cells started at the
 same moment (``dvc queue start -j 4``) would race on that, so the first opening in a process holds a lock file
 beside the database.
 """
@@ -17,9 +17,15 @@ from mlflow.tracking import MlflowClient
 from pipeline.errors import InputError
 
 
+def repo_root() -> Path:
+    """The project's root, absolute: ``$DVC_ROOT``, which DVC sets for stage commands (under ``dvc exp run
+    --queue``/``--temp`` it names the parent repository, not the temp copy the stage runs in), else the cwd."""
+    return Path(os.environ.get("DVC_ROOT") or ".").resolve()
+
+
 def tracking_uri() -> str:
     """``$MLFLOW_TRACKING_URI`` or the repository's sqlite store (absolute path); never the deprecated file store."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
     if uri.startswith("file:") or "://" not in uri:
         raise InputError(f"MLFLOW_TRACKING_URI={uri!r}: the file store is deprecated; use sqlite:///<path>/mlflow.db "
                          "or a tracking server (http://host:port)")

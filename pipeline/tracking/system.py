@@ -38,6 +38,7 @@ class SystemSampler:
         self.interval = interval
         self.origin = origin
         self.monitors = monitors()
+        self._last_step: int | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="system-metrics", daemon=True)
 
@@ -52,7 +53,8 @@ class SystemSampler:
             monitor.collect_metrics()
             values.update({f"{PREFIX}{k}": float(v) for k, v in monitor.aggregate_metrics().items()})
             monitor.clear_metrics()
-        self.record(values, int(time.time() - self.origin))
+        self._last_step = int(time.time() - self.origin)
+        self.record(values, self._last_step)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -60,5 +62,10 @@ class SystemSampler:
                 self.sample()
 
     def stop(self) -> None:
+        """Stop sampling after a last sample (so a run shorter than ``interval`` still has one), unless one was
+        taken within the current second: steps are whole seconds and each is sampled once."""
         self._stop.set()
         self._thread.join()
+        if self._last_step is None or int(time.time() - self.origin) > self._last_step:
+            with contextlib.suppress(Exception):
+                self.sample()

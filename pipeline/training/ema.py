@@ -20,8 +20,7 @@ class EMA:
     def update(self, model: nn.Module, step: int) -> None:
         """Average parameters; copy buffers (BatchNorm statistics)."""
         weight = 0.0 if step < self.start_step else self.decay
-        for ema_p, p in zip(self.shadow.parameters(), model.parameters(), strict=True):
-            ema_p.lerp_(p.detach(), 1.0 - weight)
+        torch._foreach_lerp_(list(self.shadow.parameters()), [p.detach() for p in model.parameters()], 1.0 - weight)
         for ema_b, b in zip(self.shadow.buffers(), model.buffers(), strict=True):
             ema_b.copy_(b)
 

@@ -8,23 +8,35 @@ from torch import nn
 from pipeline.config import GanVariant
 from pipeline.losses import get_gan_loss, gradient_penalty
 from pipeline.models import ImageGenerator
+from pipeline.training.distributed import no_sync
 from pipeline.training.ema import EMA
 from pipeline.training.optim import build_optimizer
+from pipeline.training.runtime import Runtime
 
 
 class GanTrainer:
-    """Owns G, D, their optimizers and the EMA; ``step`` consumes ``n_critic`` real batches."""
+    """Owns G, D, their optimizers, loss scalers and the EMA; ``step`` consumes ``n_critic`` real batches.
 
-    def __init__(self, cfg: GanVariant, networks: dict[str, nn.Module], device: torch.device) -> None:
+    ``generator``/``discriminator`` are the plain modules (saved, exported, averaged); ``g``/``d`` what the
+    forward passes call (DDP-wrapped under torchrun, compiled when asked).
+    """
+
+    def __init__(self, cfg: GanVariant, networks: dict[str, nn.Module], runtime: Runtime) -> None:
         self.cfg = cfg
         self.loss = get_gan_loss(cfg.loss)
-        self.generator = networks["generator"].to(device).train()
-        self.discriminator = networks["discriminator"].to(device).train()
+        self.generator = runtime.place(networks["generator"])
+        self.discriminator = runtime.place(networks["discriminator"])
+        self.g = runtime.parallel(self.generator)
+        # Compiled double backward (the gradient penalty's) is unsupported: such a critic runs eagerly.
+        self.d = runtime.parallel(self.discriminator, compile=not self.loss.gradient_penalty)
+        self.networks = {"generator": self.generator, "discriminator": self.discriminator}
         self.opt_g = build_optimizer(self.generator.parameters(), cfg.g_optimizer)
         self.opt_d = build_optimizer(self.discriminator.parameters(), cfg.d_optimizer)
+        self.scaler_g, self.scaler_d = runtime.precision.scaler(), runtime.precision.scaler()
+        self.autocast = runtime.precision.autocast
         self.ema = EMA(self.generator, decay=cfg.ema.decay, start_step=cfg.ema.start_step) if cfg.ema.enabled else None
         self.latent_dim = cfg.model.latent_dim
-        self.device = device
+        self.device = runtime.device
         self.steps_done = 0
 
     @property
@@ -36,27 +48,32 @@ class GanTrainer:
         return torch.randn(n, self.latent_dim, device=self.device)  # (B, latent)
 
     def step(self, real_batches: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One generator update after ``n_critic`` critic updates; returns detached scalars."""
+        """One generator update after ``n_critic`` critic updates; returns detached fp32 scalars."""
         out: dict[str, torch.Tensor] = {}
         for real in real_batches:  # each (B, C, R, R) in [-1, 1]
-            with torch.no_grad():
-                fake = self.generator(self._noise(real.size(0)))
-            real_logits, fake_logits = self.discriminator(real), self.discriminator(fake)  # (B,), (B,)
-            loss_d = self.loss.discriminator(real_logits, fake_logits)
+            with torch.no_grad(), self.autocast():
+                fake = self.g(self._noise(real.size(0)))
+            with self.autocast():
+                real_logits, fake_logits = self.d(real).float(), self.d(fake).float()  # (B,), (B,)
+                loss_d = self.loss.discriminator(real_logits, fake_logits)
             if self.loss.gradient_penalty:
-                penalty = gradient_penalty(self.discriminator, real, fake)
+                penalty = gradient_penalty(self.d, real, fake)  # fp32, outside autocast
                 loss_d = loss_d + self.cfg.gp_weight * penalty
                 out["gradient_penalty"] = penalty.detach()
             self.opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            self.opt_d.step()
+            self.scaler_d.scale(loss_d).backward()
+            self.scaler_d.step(self.opt_d)
+            self.scaler_d.update()
         out.update(loss_d=loss_d.detach(), d_real=real_logits.detach().mean(), d_fake=fake_logits.detach().mean())
 
-        fake_logits = self.discriminator(self.generator(self._noise(real_batches[0].size(0))))
-        loss_g = self.loss.generator(fake_logits)
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_g.step()
+        with no_sync(self.d):  # the critic's gradients of this step are discarded: no need to average them
+            with self.autocast():
+                fake_logits = self.d(self.g(self._noise(real_batches[0].size(0)))).float()
+                loss_g = self.loss.generator(fake_logits)
+            self.opt_g.zero_grad(set_to_none=True)
+            self.scaler_g.scale(loss_g).backward()
+        self.scaler_g.step(self.opt_g)
+        self.scaler_g.update()
         self.steps_done += 1
         if self.ema is not None:
             self.ema.update(self.generator, self.steps_done)
@@ -78,6 +95,8 @@ class GanTrainer:
             "discriminator": self.discriminator.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
+            "scaler_g": self.scaler_g.state_dict(),
+            "scaler_d": self.scaler_d.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "steps_done": self.steps_done,
         }
@@ -87,6 +106,8 @@ class GanTrainer:
         self.discriminator.load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        self.scaler_g.load_state_dict(state["scaler_g"])
+        self.scaler_d.load_state_dict(state["scaler_d"])
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
         self.steps_done = state["steps_done"]

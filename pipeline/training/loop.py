@@ -3,14 +3,12 @@
 Outputs in ``runs/<variant>-<seed>/``: ``checkpoints/step-*.pt`` (persistent, resumable), ``samples/*.png``,
 ``losses.csv`` (one row per step), ``generator.pt`` (what evaluation samples from), ``snapshots/step-*.pt`` (the
 sampling network every ``train.snapshot_every`` steps, for the FID-over-training curve; persistent like the
-checkpoints) and ``train.json``.
+checkpoints) and ``train.json``. Under ``torchrun`` every rank trains its shard of each global batch and only
+rank 0 logs and writes.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,15 +24,18 @@ from pipeline.data import load_meta, load_prepared
 from pipeline.errors import InputError
 from pipeline.generators import discard_snapshots_after, export_generator, snapshot_path
 from pipeline.images import save_grid
-from pipeline.io import atomic_write_json, atomic_write_text
+from pipeline.io import atomic_write_json
 from pipeline.models import ImageGenerator, build_model
 from pipeline.seeding import seed_everything
-from pipeline.tracking import CellRun, experiment_name, git_commit
+from pipeline.tracking import CellRun, NullRun, experiment_name, git_commit
 from pipeline.training import checkpoint as ckpt
 from pipeline.training.code import code_fingerprint
 from pipeline.training.data_order import BatchStream
+from pipeline.training.distributed import World, process_group, set_cpu_threads
 from pipeline.training.gan import GanTrainer
+from pipeline.training.history import StepBuffer, first_divergence, write_history
 from pipeline.training.rng import rng_state, set_rng_state
+from pipeline.training.runtime import Runtime
 from pipeline.training.signals import Interrupted, deferred_signals
 from pipeline.training.vae import VaeTrainer
 
@@ -45,6 +46,7 @@ class Trainer(Protocol):
     """What the loop needs of a family's trainer."""
 
     batches_per_step: int
+    networks: dict[str, torch.nn.Module]
 
     def step(self, real_batches: list[torch.Tensor]) -> dict[str, torch.Tensor]: ...
     def image_generator(self) -> ImageGenerator: ...
@@ -87,63 +89,58 @@ class CellPaths:
         return self.root / "train.json"
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → cuda when available, else cpu; asking for cuda without one is bad input."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("train.device: 'cuda' requested but no CUDA device is available")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
+def weight_checksum(trainer: Trainer) -> float:
+    """Sum of the networks' parameters in float64: equal on ranks that are in sync (buffers such as BatchNorm
+    statistics are per rank under DDP, rank 0's are saved)."""
+    with torch.no_grad():
+        return float(sum(p.double().sum() for net in trainer.networks.values() for p in net.parameters()))
 
 
-def write_history(path: Path, history: list[dict[str, float]]) -> None:
-    """``losses.csv``: one row per step, a column per logged quantity."""
-    columns = ["step"] + sorted({key for row in history for key in row} - {"step"})
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
-    writer.writeheader()
-    writer.writerows(history)
-    atomic_write_text(path, buffer.getvalue())
+def _find_resume(paths: CellPaths, config: dict, *, restart: bool, on_config_change: str,
+                 console: Console) -> dict | None:
+    """The newest checkpoint to resume from, honouring ``--restart`` and ``--on-config-change``."""
+    if restart:
+        ckpt.discard_checkpoints(paths.checkpoints)
+    try:
+        return ckpt.find_resumable(paths.checkpoints, config)
+    except ckpt.ConfigChanged as changed:
+        if on_config_change != "restart":
+            raise
+        console.print(f"{changed}: restarting from step 0 (--on-config-change restart)")
+        ckpt.discard_checkpoints(paths.checkpoints)
+        return None
 
 
-class _Steps:
-    """Detached step outputs kept on device until a flush turns them into floats (one sync per flush)."""
-
-    def __init__(self) -> None:
-        self.pending: list[tuple[int, dict[str, torch.Tensor], float]] = []
-
-    def add(self, step: int, values: dict[str, torch.Tensor], images_per_second: float) -> None:
-        self.pending.append((step, values, images_per_second))
-
-    def drain(self) -> list[dict[str, float]]:
-        rows = []
-        for step, values, ips in self.pending:
-            row: dict[str, float] = {"step": step}
-            row.update({k: float(v) for k, v in values.items()})
-            row["images_per_second"] = ips
-            rows.append(row)
-        self.pending = []
-        return rows
+def _restore_rng(saved: list[dict], world: World, seed: int, step: int, console: Console) -> None:
+    """Each rank's RNG state from the checkpoint; reseeded per rank when the process count changed."""
+    if len(saved) == world.size:
+        set_rng_state(saved[world.rank])
+        return
+    torch.manual_seed(world.rank_seed(seed) + step)
+    if world.is_main:
+        console.print(f"checkpoint written by {len(saved)} processes, resumed by {world.size}: "
+                      "random streams reseeded (the run continues, but not bit-identically)")
 
 
-def first_divergence(rows: list[dict[str, float]], max_abs: float | None) -> tuple[int, str] | None:
-    """(step, reason) of the first row with a non-finite value or a logged quantity above ``max_abs`` in magnitude."""
-    for row in rows:
-        step = int(row["step"])
-        values = {k: v for k, v in row.items() if k not in ("step", "images_per_second")}
-        bad = [k for k, v in row.items() if not math.isfinite(v)]
-        if bad:
-            return step, f"non-finite {', '.join(bad)} at step {step}"
-        exploded = [f"{k}={v:.3g}" for k, v in values.items() if max_abs is not None and abs(v) > max_abs]
-        if exploded:
-            return step, f"exploding {', '.join(exploded)} (|value| > train.max_abs_value {max_abs:g}) at step {step}"
-    return None
+def train_cell(params: Params, variant: str, seed: int, **options: Any) -> dict[str, Any]:
+    """Train one grid cell (resuming from its newest matching checkpoint) and write its outputs.
+
+    ``on_config_change``: ``refuse`` raises when the checkpoints were made with another config;
+    ``restart`` discards them (what ``dvc repro`` wants after a params edit). ``grid_key``: a new MLflow run
+    becomes a child of that grid's parent run. Under torchrun (WORLD_SIZE > 1) this is data-parallel training.
+    """
+    world = World.from_env()
+    runtime = Runtime.create(device=params.train.device, precision=params.train.precision,
+                             compile=params.train.compile, world=world)
+    with process_group(world, runtime.device):
+        return _train(params, variant, seed, runtime, **options)
 
 
-def train_cell(
+def _train(
     params: Params,
     variant: str,
     seed: int,
+    runtime: Runtime,
     *,
     restart: bool = False,
     on_config_change: str = "refuse",
@@ -151,12 +148,7 @@ def train_cell(
     console: Console | None = None,
     grid_key: str | None = None,
 ) -> dict[str, Any]:
-    """Train one grid cell (resuming from its newest matching checkpoint) and write its outputs.
-
-    ``on_config_change``: ``refuse`` raises when the checkpoints were made with another config;
-    ``restart`` discards them (what ``dvc repro`` wants after a params edit). ``grid_key``: a new MLflow run
-    becomes a child of that grid's parent run.
-    """
+    world, device = runtime.world, runtime.device
     cfg = params.variant(variant)
     meta = load_meta()
     # What a checkpoint must match to be resumed: the resolved params, the prepared data and the training code.
@@ -170,23 +162,19 @@ def train_cell(
     batch_size = params.train.batch_size
     if batch_size > images.size(0):
         raise InputError(f"train.batch_size: {batch_size} is larger than the prepared train split ({images.size(0)})")
+    shard = world.shard(batch_size)
+    resume = _find_resume(paths, config, restart=restart, on_config_change=on_config_change,
+                          console=console) if world.is_main else None
+    resume = world.broadcast(resume)  # the same checkpoint on every rank, read from rank 0's disk
 
-    if restart:
-        ckpt.discard_checkpoints(paths.checkpoints)
-    try:
-        resume = ckpt.find_resumable(paths.checkpoints, config)
-    except ckpt.ConfigChanged as changed:
-        if on_config_change != "restart":
-            raise
-        console.print(f"{changed}: restarting from step 0 (--on-config-change restart)")
-        ckpt.discard_checkpoints(paths.checkpoints)
-        resume = None
-
-    device = resolve_device(params.train.device)
+    threads = set_cpu_threads(world) if device.type == "cpu" else None
     seed_everything(seed, deterministic=params.train.deterministic)
-    networks = build_model(cfg.model, channels=meta["channels"], resolution=meta["resolution"])
-    trainer: Trainer = TRAINERS[cfg.kind](cfg, networks, device)
-    stream = BatchStream(images.to(device), batch_size=batch_size, seed=seed)
+    networks = build_model(cfg.model, channels=meta["channels"], resolution=meta["resolution"])  # same on all ranks
+    if world.rank:
+        torch.manual_seed(world.rank_seed(seed))  # independent noise per rank
+    trainer: Trainer = TRAINERS[cfg.kind](cfg, networks, runtime)
+    stream = BatchStream(images.to(device), batch_size=batch_size, seed=seed, shard=shard,
+                         memory_format=runtime.memory_format)
     fixed_noise = torch.randn(SAMPLE_GRID_SIZE, trainer.image_generator().latent_dim,
                               generator=torch.Generator().manual_seed(seed + 1))
 
@@ -194,28 +182,33 @@ def train_cell(
     if resume is not None:
         trainer.load_state_dict(resume["trainer"])
         stream.load_state_dict(resume["data"])
-        set_rng_state(resume["rng"])
+        _restore_rng(resume["rng"], world, seed, resume["step"], console)
         step, elapsed, history, outbox = resume["step"], resume["elapsed"], resume["history"], resume.get("mlflow_outbox")
-        console.print(f"[{variant}-{seed}] resuming from step {step}/{total_steps}")
-    discard_snapshots_after(paths.snapshots, step)
+        if world.is_main:
+            console.print(f"[{variant}-{seed}] resuming from step {step}/{total_steps}")
+    if world.is_main:
+        discard_snapshots_after(paths.snapshots, step)
 
     run = CellRun.start(
         layout.outbox_dir(variant, seed),
         experiment=experiment_name(params.tracking.experiment_prefix, meta["dataset"]),
         run_name=f"{variant}-s{seed}",
-        params=config,
+        params={**config, "world_size": world.size, "precision": runtime.precision.name,
+                "device": str(device), "cpu_threads": threads},
         tags={"stage": "train", "cell": layout.cell_name(variant, seed), "variant": variant, "seed": str(seed),
               "dataset": meta["dataset"], "git_commit": git_commit() or "unknown", "kind": cfg.kind},
         resume=outbox,
         parent_key=grid_key,
         system_metrics_interval=params.tracking.system_metrics_interval,
-    )
+    ) if world.is_main else NullRun()
 
-    def save(at_step: int) -> None:
-        ckpt.save_checkpoint(paths.checkpoints, {
-            "step": at_step, "config": config, "trainer": trainer.state_dict(), "data": stream.state_dict(),
-            "rng": rng_state(), "elapsed": elapsed, "history": history, "mlflow_outbox": run.outbox.id,
-        }, keep=params.train.keep_checkpoints)
+    def save(at_step: int) -> None:  # every rank: the RNG states are gathered
+        rngs = world.gather(rng_state())
+        if world.is_main:
+            ckpt.save_checkpoint(paths.checkpoints, {
+                "step": at_step, "config": config, "trainer": trainer.state_dict(), "data": stream.state_dict(),
+                "rng": rngs, "elapsed": elapsed, "history": history, "mlflow_outbox": run.outbox.id,
+            }, keep=params.train.keep_checkpoints)
 
     def sample_grid(name: str) -> None:
         generator = trainer.image_generator()
@@ -232,48 +225,65 @@ def train_cell(
                          model=cfg.model.model_dump(mode="json"), meta=meta,
                          extra={"step": at_step, "train_seconds": elapsed})
 
-    steps = _Steps()
+    steps = StepBuffer()
     status, reason = "ok", None
-    images_per_step = batch_size * trainer.batches_per_step
+    images_per_step = batch_size * trainer.batches_per_step  # global: all ranks together
+    every = (params.train.log_every, params.train.checkpoint_every, params.train.sample_every,
+             params.train.snapshot_every)
     bar = Progress(TextColumn(f"{variant}-s{seed}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                   TimeRemainingColumn(), console=console, disable=not progress, refresh_per_second=2)
+                   TimeRemainingColumn(), console=console, disable=not (progress and world.is_main),
+                   refresh_per_second=2)
     with deferred_signals() as pending, bar:
         task = bar.add_task("train", total=total_steps, completed=step, info="")
-        if step == 0:
+        if step == 0 and world.is_main:
             snapshot(0)
         tick = time.perf_counter()
         while step < total_steps:
-            started = time.perf_counter()
-            out = trainer.step([stream.next() for _ in range(trainer.batches_per_step)])
+            steps.add(step + 1, trainer.step([stream.next() for _ in range(trainer.batches_per_step)]))
             step += 1
-            steps.add(step, out, images_per_step / max(time.perf_counter() - started, 1e-9))
             bar.update(task, advance=1)
-            signum = pending()
-            every = (params.train.log_every, params.train.checkpoint_every, params.train.sample_every,
-                     params.train.snapshot_every)
-            if step == total_steps or signum is not None or any(step % n == 0 for n in every):
-                rows = steps.drain()
-                history.extend(rows)
-                run.log_history(rows)
-                bad = first_divergence(rows, params.train.max_abs_value)
-                elapsed += time.perf_counter() - tick
-                tick = time.perf_counter()
-                if bad is not None:
-                    status, reason = "diverged", bad[1]
-                    break
-                run.flush()
-                bar.update(task, info=" ".join(f"{k}={v:.3g}" for k, v in rows[-1].items() if k.startswith("loss")))
-                if step % params.train.sample_every == 0 or step == total_steps:
-                    sample_grid(f"step-{step:08d}.png")
-                if step % params.train.snapshot_every == 0 or step == total_steps:
-                    snapshot(step)
-                if step % params.train.checkpoint_every == 0 or step == total_steps or signum is not None:
-                    save(step)
-                if signum is not None:
-                    run.finish("KILLED", wait=min(params.tracking.delivery_timeout, 5.0))
-                    raise Interrupted(signum, step)
-                tick = time.perf_counter()
+            boundary = step == total_steps or any(step % n == 0 for n in every)
+            if not world.enabled:  # one process: react to a signal at once
+                signum = pending()
+                boundary = boundary or signum is not None
+            elif boundary:  # ranks agree at boundaries only, so there is no collective per step
+                signum = world.max_int(pending() or 0, device) or None
+            if not boundary:
+                continue
+            n_steps = len(steps)
+            rows = steps.drain(world)  # the one device sync of the interval
+            interval = time.perf_counter() - tick
+            elapsed += interval
+            for row in rows:
+                row["images_per_second"] = n_steps * images_per_step / max(interval, 1e-9)
+            history.extend(rows)
+            run.log_history(rows)
+            bad = first_divergence(rows, params.train.max_abs_value)  # rows are equal on every rank
+            if bad is not None:
+                status, reason = "diverged", bad[1]
+                break
+            run.flush()
+            bar.update(task, info=" ".join(f"{k}={v:.3g}" for k, v in rows[-1].items() if k.startswith("loss")))
+            if world.is_main and (step % params.train.sample_every == 0 or step == total_steps):
+                sample_grid(f"step-{step:08d}.png")
+            if world.is_main and (step % params.train.snapshot_every == 0 or step == total_steps):
+                snapshot(step)
+            if step % params.train.checkpoint_every == 0 or step == total_steps or signum is not None:
+                save(step)
+            if signum is not None:
+                run.finish("KILLED", wait=min(params.tracking.delivery_timeout, 5.0))
+                raise Interrupted(signum, step)
+            tick = time.perf_counter()
 
+    checksums = world.gather(weight_checksum(trainer))
+    summary = {
+        "variant": variant, "seed": seed, "status": status, "reason": reason, "steps": step,
+        "train_seconds": elapsed, "images_per_second": len(history) * images_per_step / elapsed if elapsed else None,
+        "num_parameters": trainer.num_parameters(), "device": str(device), "precision": runtime.precision.name,
+        "world_size": world.size, "rank_weight_checksums": checksums,
+    }
+    if not world.is_main:
+        return summary
     if status == "diverged":
         console.print(f"[{variant}-{seed}] diverged: {reason}; keeping the last good checkpoint")
         good = ckpt.list_checkpoints(paths.checkpoints)
@@ -283,12 +293,6 @@ def train_cell(
     export_generator(paths.generator, trainer.image_generator(), kind=cfg.kind, model=cfg.model.model_dump(mode="json"),
                      meta=meta)
     write_history(paths.losses, history)
-    trained_images = len(history) * images_per_step
-    summary = {
-        "variant": variant, "seed": seed, "status": status, "reason": reason, "steps": step,
-        "train_seconds": elapsed, "images_per_second": trained_images / elapsed if elapsed > 0 else None,
-        "num_parameters": trainer.num_parameters(), "device": str(device),
-    }
     if status == "ok" and params.tracking.log_models:
         run.log_model(paths.generator)
     run.log_metrics({"train_seconds": elapsed}, step=step)

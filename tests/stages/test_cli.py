@@ -22,7 +22,7 @@ def test_help_lists_every_stage() -> None:
     assert result.returncode == 0
     for name in COMMANDS:
         assert name in result.stdout
-    assert set(COMMANDS) == {*STAGES, "server", "sync"}
+    assert set(COMMANDS) == {*STAGES, "server", "sync", "gate"}
 
 
 @pytest.mark.parametrize("command", STAGES)

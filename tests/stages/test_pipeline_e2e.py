@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import REPO, tiny_params, write_params
+from tests.conftest import copy_project, tiny_params, write_params
 
 pytestmark = pytest.mark.slow
 COPIED = ["pipeline", "stages", "dvc.yaml", ".dvcignore"]
@@ -33,12 +32,7 @@ def _dvc(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("repo")
-    for name in COPIED:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, repo / name)
+    copy_project(repo, COPIED)
     raw = tiny_params()
     raw["evaluate"]["num_samples"] = 200
     # a variant whose learning rate blows it up: its cell must not stop the grid

@@ -1,0 +1,60 @@
+"""Runtime choices of a cell: torch.compile, CPU threads, the DDP batch shard, device/precision resolution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipeline.config import load_params
+from pipeline.errors import InputError
+from pipeline.generators import load_generator
+from pipeline.training.distributed import World, set_cpu_threads
+from pipeline.training.loop import train_cell
+from pipeline.training.runtime import Runtime
+from tests.conftest import tiny_params, write_params, write_prepared
+
+
+def test_compiled_training_exports_a_plain_generator(workdir: Path) -> None:
+    write_prepared(workdir)
+    raw = tiny_params()
+    raw["train"]["compile"] = True
+    params = load_params(write_params(workdir / "params.yaml", raw))
+    assert train_cell(params, "gan", 0, progress=False)["status"] == "ok"
+    generator, _ = load_generator(Path("runs/gan-0/generator.pt"))  # no "_orig_mod." keys
+    assert generator(torch.randn(2, generator.latent_dim)).shape == (2, 1, 8, 8)
+
+
+def test_shards_split_the_global_batch_disjointly() -> None:
+    rows = [World(rank=r, size=4).shard(32) for r in range(4)]
+    assert [list(range(32))[s] for s in rows] == [list(range(8 * r, 8 * r + 8)) for r in range(4)]
+    with pytest.raises(InputError, match="train.batch_size: 30 does not split evenly over 4 processes"):
+        World(rank=0, size=4).shard(30)
+
+
+def test_rank_seeds_are_distinct_and_rank_0_keeps_the_cell_seed() -> None:
+    seeds = [World(rank=r, size=3).rank_seed(7) for r in range(3)]
+    assert seeds[0] == 7 and len(set(seeds)) == 3
+    assert World(rank=1, size=3).rank_seed(7) != World(rank=1, size=3).rank_seed(8)
+
+
+def test_cpu_threads_follow_the_cores_shared_by_local_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    try:
+        assert set_cpu_threads(World(local_size=2)) == 2
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        torch.set_num_threads(3)
+        assert set_cpu_threads(World(local_size=2)) == 3  # the user's OMP_NUM_THREADS setting wins
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_cpu_runtime_is_fp32_contiguous_and_cuda_without_a_gpu_is_bad_input() -> None:
+    runtime = Runtime.create(device="cpu", precision="auto", compile=False)
+    assert runtime.precision.name == "fp32" and runtime.memory_format == torch.contiguous_format
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="train.device: 'cuda' requested"):
+            Runtime.create(device="cuda", precision="auto", compile=False)
