@@ -10,12 +10,22 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pipeline.errors import ConfigError
 
 DatasetName = Literal["fashion-mnist", "mnist", "cifar10", "digits", "folder"]
-GanLossName = Literal["minimax", "ns", "lsgan", "wgan-gp", "hinge"]
+GanLossName = Literal["minimax", "ns", "lsgan", "wgan", "wgan-gp", "dragan", "hinge"]
+PENALISED_LOSSES = ("wgan-gp", "dragan")  # losses whose critic update adds a per-sample gradient penalty
 OptimizerName = Literal["adam", "rmsprop"]
 ExtractorName = Literal["domain", "inception-v3-compat"]
 
@@ -93,12 +103,42 @@ class DcganConfig(StrictModel):
     )
 
 
+class ResnetConfig(StrictModel):
+    """SNGAN-style ResNet generator and discriminator (any GAN loss)."""
+
+    name: Literal["resnet"] = Field(description="Architecture from the model registry.")
+    width: int = Field(128, ge=4, description="Channels of every residual block (SNGAN: 128 at 32×32).")
+    latent_dim: int = Field(128, ge=1, description="Size of the noise vector z.")
+    spectral_norm: bool = Field(True, description="Spectral normalisation on every discriminator layer.")
+
+    @property
+    def d_norm(self) -> str:
+        """The ResNet discriminator has no normalisation layers between convs."""
+        return "none"
+
+
+def _model_name(value: Any) -> str:
+    """The model section's architecture, ``dcgan`` when the section does not name one."""
+    return value.get("name", "dcgan") if isinstance(value, dict) else getattr(value, "name", "dcgan")
+
+
+GanModelConfig = Annotated[
+    Annotated[DcganConfig, Tag("dcgan")] | Annotated[ResnetConfig, Tag("resnet")],
+    Discriminator(_model_name, custom_error_type="unknown_model",
+                  custom_error_message="name should be 'dcgan' or 'resnet' (the GAN backbones of the model registry)"),
+]
+
+
 class ConvVaeConfig(StrictModel):
     """Convolutional VAE (encoder mirrors the DCGAN discriminator, decoder the generator)."""
 
     name: Literal["conv-vae"] = Field("conv-vae", description="Architecture from the model registry.")
     width: int = Field(32, ge=4, description="Base channel count.")
     latent_dim: int = Field(32, ge=1, description="Size of the latent code.")
+    likelihood: Literal["bernoulli", "logistic"] = Field(
+        "bernoulli", description="Decoder likelihood: bernoulli (intensities as probabilities) or logistic (a "
+        "per-pixel logistic discretised to the 256 levels of 8-bit data, with a learned scale)."
+    )
 
 
 class GanVariant(StrictModel):
@@ -106,19 +146,20 @@ class GanVariant(StrictModel):
 
     kind: Literal["gan"]
     loss: GanLossName = Field(description="Adversarial loss from the loss registry.")
-    model: DcganConfig = Field(default_factory=DcganConfig)
+    model: GanModelConfig = Field(default_factory=DcganConfig, description="Backbone: dcgan (default) or resnet.")
     g_optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     d_optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     n_critic: int = Field(1, ge=1, description="Discriminator updates per generator update.")
-    gp_weight: float = Field(10.0, ge=0, description="Gradient-penalty weight (wgan-gp).")
+    gp_weight: float = Field(10.0, ge=0, description="Gradient-penalty weight (wgan-gp, dragan).")
+    clip_value: float = Field(0.01, gt=0, description="WGAN: the critic's weights are clipped to [-c, c].")
     ema: EmaConfig = Field(default_factory=EmaConfig)
     steps: int | None = Field(None, gt=0, description="Generator steps; None uses train.steps.")
 
     @model_validator(mode="after")
     def _penalty_needs_per_sample_critic(self) -> GanVariant:
-        if self.loss == "wgan-gp" and self.model.d_norm == "batch":
+        if self.loss in PENALISED_LOSSES and self.model.d_norm == "batch":
             raise ValueError(
-                "model.d_norm: batch norm mixes samples and breaks the per-sample gradient penalty of wgan-gp; "
+                f"model.d_norm: batch norm mixes samples and breaks the per-sample gradient penalty of {self.loss}; "
                 "use 'layer' or 'none'"
             )
         return self
@@ -130,8 +171,18 @@ class VaeVariant(StrictModel):
     kind: Literal["vae"]
     model: ConvVaeConfig = Field(default_factory=ConvVaeConfig)
     optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig(lr=1e-3, betas=(0.9, 0.999)))
-    beta: float = Field(1.0, gt=0, description="Weight of the KL term (beta-VAE when != 1).")
+    beta: float = Field(1.0, gt=0, description="Weight of the KL term (beta-VAE when != 1; elbo only).")
+    objective: Literal["elbo", "iwae"] = Field(
+        "elbo", description="Training bound: elbo (one sample) or iwae (importance-weighted, k samples)."
+    )
+    k: int = Field(5, ge=1, description="IWAE: importance samples per image.")
     steps: int | None = Field(None, gt=0, description="Optimizer steps; None uses train.steps.")
+
+    @model_validator(mode="after")
+    def _beta_is_an_elbo_weight(self) -> VaeVariant:
+        if self.objective == "iwae" and self.beta != 1.0:
+            raise ValueError("beta: the IWAE bound has no KL weight; use beta 1 with objective iwae")
+        return self
 
 
 Variant = Annotated[GanVariant | VaeVariant, Field(discriminator="kind")]
@@ -232,6 +283,35 @@ class ReportConfig(StrictModel):
     samples_per_variant: int = Field(64, gt=0, le=256, description="Images in each variant's sample grid.")
 
 
+class PruneConfig(StrictModel):
+    """The pruning study: global magnitude pruning of each trained generator at several sparsities."""
+
+    sparsities: list[float] = Field(
+        default_factory=lambda: [0.0, 0.3, 0.5, 0.7, 0.9], min_length=2,
+        description="Fractions of the generator's conv/linear weights set to zero; 0 (the dense model) is required.",
+    )
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1,
+                             description="Seeds of the grid whose cells are pruned (the prune stage's DVC matrix).")
+    finetune_steps: int = Field(100, ge=0, description="GANs: generator steps against the frozen discriminator "
+                                "after pruning (0: none). VAEs are scored without fine-tuning.")
+    finetune_lr: float = Field(1e-4, gt=0, description="Adam learning rate of the fine-tuning.")
+    finetune_batch_size: int = Field(64, gt=0, description="Noise batch of a fine-tuning step.")
+    num_samples: int = Field(2000, gt=1, description="Generated images scored per sparsity (same noise at each).")
+    latency_batch_size: int = Field(64, gt=0, description="Images per timed generation call (CPU).")
+    latency_repeats: int = Field(20, gt=0, description="Timed generation calls; the median is reported.")
+
+    @field_validator("sparsities")
+    @classmethod
+    def _sparsities(cls, value: list[float]) -> list[float]:
+        if any(not 0 <= s < 1 for s in value):
+            raise ValueError(f"each sparsity must be in [0, 1), got {value}")
+        if 0.0 not in value:
+            raise ValueError(f"must include 0 (the dense reference), got {value}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"duplicate sparsities in {value}")
+        return sorted(value)
+
+
 class RetrainConfig(StrictModel):
     """The quality gate of scheduled retraining (``make retrain`` → ``python -m stages gate``)."""
 
@@ -271,6 +351,7 @@ class Params(StrictModel):
     report: ReportConfig = Field(default_factory=ReportConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+    prune: PruneConfig = Field(default_factory=PruneConfig)
     variants: dict[str, Variant] = Field(min_length=1, description="One section per variant name.")
 
     @model_validator(mode="after")

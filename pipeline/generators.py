@@ -18,10 +18,10 @@ from pipeline.io import atomic_save
 from pipeline.models import ImageGenerator, build_model
 
 FORMAT_VERSION = 1
-# Which network of a family's builder samples images, and how its output maps to [-1, 1].
+# Which network of a family's builder samples images (the file's "output" says how its output maps to [-1, 1]).
 _SAMPLING_NETWORK = {
-    "gan": (lambda nets: nets["generator"], "tanh"),
-    "vae": (lambda nets: nets["vae"].decoder, "logits"),
+    "gan": lambda nets: nets["generator"],
+    "vae": lambda nets: nets["vae"].decoder,
 }
 
 
@@ -49,11 +49,13 @@ def load_generator(path: Path, *, device: torch.device | str = "cpu") -> tuple[I
         raise InputError(f"{path}: no trained generator; run `python -m stages train` for this cell first")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - truncated or foreign file
+    except Exception as error:
         raise InputError(f"{path}: unreadable generator file ({type(error).__name__}: {error})") from None
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION or state.get("kind") not in _SAMPLING_NETWORK:
         raise InputError(f"{path}: not a generator file of format version {FORMAT_VERSION}")
-    pick, output = _SAMPLING_NETWORK[state["kind"]]
+    pick, output = _SAMPLING_NETWORK[state["kind"]], state.get("output")
+    if output not in ImageGenerator.OUTPUTS:
+        raise InputError(f"{path}: unknown output mapping {output!r}")
     networks = build_model(SimpleNamespace(**state["model"]), channels=state["channels"], resolution=state["resolution"])
     net = pick(networks)
     net.load_state_dict(state["state_dict"])

@@ -29,6 +29,11 @@ def outbox_dir(variant: str, seed: int) -> Path:
     return run_dir(variant, seed) / "mlflow"
 
 
+def prune_metrics_path(variant: str, seed: int) -> Path:
+    """The pruning study of one cell."""
+    return METRICS_DIR / f"prune-{cell_name(variant, seed)}.json"
+
+
 def metrics_path(variant: str, seed: int) -> Path:
     """Evaluation result of one cell."""
     return METRICS_DIR / f"{cell_name(variant, seed)}.json"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from stages import evaluate, fit_evaluator, gate, noise_floor, prepare, report, server, sync, train
+from stages import evaluate, fit_evaluator, gate, noise_floor, prepare, prune, report, server, sync, train
 
 app = typer.Typer(
     help="Reproducible benchmark of GAN and VAE variants: prepare → fit-evaluator → train → evaluate (+ noise-floor) → report.",
@@ -19,6 +19,7 @@ COMMANDS = {
     "train": train.main,
     "evaluate": evaluate.main,
     "noise-floor": noise_floor.main,
+    "prune": prune.main,
     "report": report.main,
     "server": server.main,  # not a DVC stage: the team MLflow server
     "sync": sync.main,  # not a DVC stage: deliver MLflow logging kept while the store was away

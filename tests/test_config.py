@@ -53,7 +53,7 @@ HOSTILE = [
         ("variants.gan.loss", "wasserstein", "variants.gan.loss: Input should be 'minimax'"),
         ("variants.gan.g_optimizer", {"name": "sgd"}, "variants.gan.g_optimizer.name: Input should be 'adam' or 'rmsprop'"),
         ("variants.gan.d_optimizer", {"lr": -1e-4}, "variants.gan.d_optimizer.lr: Input should be greater than 0"),
-        ("variants.gan.model", {"name": "stylegan"}, "variants.gan.model.name: Input should be 'dcgan'"),
+        ("variants.gan.model", {"name": "stylegan"}, "variants.gan.model: name should be 'dcgan' or 'resnet'"),
         ("variants.vae.kind", "flow", "variants.vae: Input tag 'flow' found using 'kind' does not match"),
         ("variants.vae.beta", 0, "variants.vae.beta: Input should be greater than 0"),
         ("data.dataset", "imagenet", "data.dataset: Input should be 'fashion-mnist'"),

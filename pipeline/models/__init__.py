@@ -13,7 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from pipeline.losses import LIKELIHOODS
 from pipeline.models.dcgan import Discriminator, Generator, init_weights
+from pipeline.models.resnet import ResnetDiscriminator, ResnetGenerator, init_resnet
 from pipeline.models.vae import ConvVAE
 
 Builder = Callable[..., dict[str, nn.Module]]
@@ -30,12 +32,24 @@ def build_dcgan(cfg: Any, *, channels: int, resolution: int) -> dict[str, nn.Mod
     return {"generator": generator, "discriminator": discriminator}
 
 
+def build_resnet(cfg: Any, *, channels: int, resolution: int) -> dict[str, nn.Module]:
+    """SNGAN-style ResNet generator + discriminator (spectral norm on D unless disabled)."""
+    generator = ResnetGenerator(latent_dim=cfg.latent_dim, channels=channels, resolution=resolution, width=cfg.width)
+    discriminator = ResnetDiscriminator(channels=channels, resolution=resolution, width=cfg.width,
+                                        spectral_norm=cfg.spectral_norm)
+    generator.apply(init_resnet)
+    discriminator.apply(init_resnet)
+    return {"generator": generator, "discriminator": discriminator}
+
+
 def build_conv_vae(cfg: Any, *, channels: int, resolution: int) -> dict[str, nn.Module]:
-    """Convolutional VAE."""
-    return {"vae": ConvVAE(channels=channels, resolution=resolution, width=cfg.width, latent_dim=cfg.latent_dim)}
+    """Convolutional VAE; its decoder outputs the parameters of ``cfg.likelihood`` (default Bernoulli)."""
+    per_channel = LIKELIHOODS[getattr(cfg, "likelihood", "bernoulli")].channels_per_channel
+    return {"vae": ConvVAE(channels=channels, resolution=resolution, width=cfg.width, latent_dim=cfg.latent_dim,
+                           out_channels=channels * per_channel)}
 
 
-MODELS: dict[str, Builder] = {"dcgan": build_dcgan, "conv-vae": build_conv_vae}
+MODELS: dict[str, Builder] = {"dcgan": build_dcgan, "resnet": build_resnet, "conv-vae": build_conv_vae}
 
 
 def build_model(cfg: Any, *, channels: int, resolution: int) -> dict[str, nn.Module]:
@@ -45,10 +59,23 @@ def build_model(cfg: Any, *, channels: int, resolution: int) -> dict[str, nn.Mod
     return MODELS[cfg.name](cfg, channels=channels, resolution=resolution)
 
 
-class ImageGenerator(nn.Module):
-    """z (B, latent) → images (B, C, R, R) in [-1, 1], for a GAN generator (tanh) or a VAE decoder (logits)."""
+def _logistic_mean(x: torch.Tensor) -> torch.Tensor:
+    """A discretised-logistic decoder's (B, 2C, R, R) parameters → its means (B, C, R, R), clamped to [-1, 1]."""
+    return x[:, : x.size(1) // 2].clamp(-1, 1)
 
-    OUTPUTS = ("tanh", "logits")
+
+# How a sampling network's output becomes an image in [-1, 1].
+OUTPUT_MAPS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": lambda x: x,  # a GAN generator ends in tanh
+    "logits": lambda x: torch.sigmoid(x) * 2 - 1,  # a Bernoulli decoder: the likelihood's mean
+    "logistic-mean": _logistic_mean,
+}
+
+
+class ImageGenerator(nn.Module):
+    """z (B, latent) → images (B, C, R, R) in [-1, 1], for a GAN generator or a VAE decoder (see OUTPUT_MAPS)."""
+
+    OUTPUTS = tuple(OUTPUT_MAPS)
 
     def __init__(self, net: nn.Module, *, latent_dim: int, output: str) -> None:
         super().__init__()
@@ -59,8 +86,7 @@ class ImageGenerator(nn.Module):
         self.output = output
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.net(z)
-        return torch.sigmoid(x) * 2 - 1 if self.output == "logits" else x
+        return OUTPUT_MAPS[self.output](self.net(z))
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator, batch_size: int = 500) -> torch.Tensor:

@@ -1,7 +1,8 @@
-"""Convolutional VAE (Kingma & Welling, 2014): a DCGAN-shaped encoder and decoder with a Bernoulli likelihood.
+"""Convolutional VAE (Kingma & Welling, 2014): a DCGAN-shaped encoder and decoder.
 
-The encoder maps images in [-1, 1] to (mu, logvar); the decoder maps z to per-pixel logits of the
-intensity in [0, 1]. ``decode_image`` turns a code into an image in [-1, 1] (the likelihood's mean).
+The encoder maps images in [-1, 1] to (mu, logvar); the decoder maps z to the parameters of a per-pixel likelihood
+(``out_channels`` per image: C logits for a Bernoulli, 2C means and log-scales for a discretised logistic; see
+``pipeline.losses.LIKELIHOODS``).
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """z (B, latent) → pixel logits (B, C, R, R); the generator body without its tanh."""
+    """z (B, latent) → likelihood parameters (B, out_channels, R, R); the generator body without its tanh."""
 
-    def __init__(self, *, channels: int, resolution: int, width: int, latent_dim: int) -> None:
+    def __init__(self, *, out_channels: int, resolution: int, width: int, latent_dim: int) -> None:
         super().__init__()
-        generator = Generator(latent_dim=latent_dim, channels=channels, resolution=resolution, width=width)
+        generator = Generator(latent_dim=latent_dim, channels=out_channels, resolution=resolution, width=width)
         self.latent_dim = latent_dim
         self.net = nn.Sequential(generator.stem, *list(generator.body)[:-1])  # drop Tanh: logits
 
@@ -46,15 +47,17 @@ class Decoder(nn.Module):
 class ConvVAE(nn.Module):
     """Encoder + reparameterisation + decoder."""
 
-    def __init__(self, *, channels: int, resolution: int, width: int, latent_dim: int) -> None:
+    def __init__(self, *, channels: int, resolution: int, width: int, latent_dim: int, out_channels: int) -> None:
         super().__init__()
-        kwargs = dict(channels=channels, resolution=resolution, width=width, latent_dim=latent_dim)
         self.latent_dim = latent_dim
-        self.encoder = Encoder(**kwargs)
-        self.decoder = Decoder(**kwargs)
+        self.encoder = Encoder(channels=channels, resolution=resolution, width=width, latent_dim=latent_dim)
+        self.decoder = Decoder(out_channels=out_channels, resolution=resolution, width=width, latent_dim=latent_dim)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Returns (pixel logits, mu, logvar) for a batch of images in [-1, 1]."""
+    def forward(
+        self, x: torch.Tensor, samples: int = 1
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For images x (B, C, R, R) in [-1, 1] and k = ``samples`` codes per image: (likelihood parameters
+        (k·B, out_channels, R, R), mu (B, L), logvar (B, L), codes z (k, B, L))."""
         mu, logvar = self.encoder(x)
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # reparameterisation, (B, latent)
-        return self.decoder(z), mu, logvar
+        z = mu + torch.randn(samples, *mu.shape, device=mu.device, dtype=mu.dtype) * (0.5 * logvar).exp()  # (k, B, L)
+        return self.decoder(z.flatten(0, 1)), mu, logvar, z

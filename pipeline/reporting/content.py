@@ -168,12 +168,14 @@ def build_document(
     sample_grids: Mapping[str, tuple[str, int]],
     noise_floor: Mapping[str, Any] | None = None,
     notes: Sequence[str] = (),
+    extra: Sequence[Block] = (),
 ) -> list[Block]:
     """The whole report: headline, results, significance, noise floor, other feature spaces, evaluator check, mode
     coverage, FID over training, figures, samples, excluded cells, per-cell tables and notes.
 
     ``sample_grids`` maps a variant to its sample grid's path (relative to the report) and the seed it shows;
-    ``noise_floor`` is the noise-floor file as :func:`~pipeline.reporting.inputs.read_noise_floor` returns it.
+    ``noise_floor`` is the noise-floor file as :func:`~pipeline.reporting.inputs.read_noise_floor` returns it;
+    ``extra`` (e.g. the pruning study) follows the FID-over-training section.
     """
     space = feature_space(summary["feature_extractor"])
     grid = summary["grid"]
@@ -199,6 +201,7 @@ def build_document(
     blocks += _evaluator_blocks(evaluator_accuracy, min_accuracy=min_accuracy, uses_domain=uses_domain)
     blocks += sections.mode_coverage(summary, cells)
     blocks += sections.fid_over_training(summary, cells)
+    blocks += list(extra)
     blocks += [
         Heading("Figures"),
         Image("figures/fid.png", f"Mean FID ({space}) per variant", "Mean FID per variant with confidence intervals."),

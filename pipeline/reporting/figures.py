@@ -38,27 +38,27 @@ def smoothing_window(length: int) -> int:
     return max(1, min(100, length // 50))
 
 
-def _png(figure: Figure) -> bytes:
+def to_png(figure: Figure) -> bytes:
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     return buffer.getvalue()
 
 
-def _placeholder(text: str) -> bytes:
+def placeholder_png(text: str) -> bytes:
     """A small figure that says why there is nothing to plot."""
     figure = Figure(figsize=(6.0, 1.5), layout="constrained")
     axes = figure.add_subplot()
     axes.text(0.5, 0.5, text, ha="center", va="center", transform=axes.transAxes)
     axes.set_axis_off()
-    return _png(figure)
+    return to_png(figure)
 
 
 def fid_png(summary: Mapping[str, Any], fid_values: Mapping[str, Sequence[float]], *, label: str) -> bytes:
     """Horizontal bars of mean FID per ranked variant (best on top), CI error bars and one dot per seed."""
     ranking = list(summary["ranking"])
     if not ranking:
-        return _placeholder("no variant has a successful cell")
+        return placeholder_png("no variant has a successful cell")
     figure = Figure(figsize=(7.0, 1.4 + 0.5 * len(ranking)), layout="constrained")
     axes = figure.add_subplot()
     stats = [summary["variants"][name]["fid"] for name in ranking]
@@ -76,13 +76,13 @@ def fid_png(summary: Mapping[str, Any], fid_values: Mapping[str, Sequence[float]
     confidence = round(100 * float(summary["confidence"]))
     axes.set_title(f"Mean FID over seeds with {confidence}% CI (dots: seeds)")
     axes.grid(axis="x", alpha=0.3)
-    return _png(figure)
+    return to_png(figure)
 
 
 def class_coverage_png(shares: ClassShares | None, *, order: Sequence[str]) -> bytes:
     """Heatmap of predicted-class shares: one row per variant (in ``order``) and a last row for the real data."""
     if shares is None:
-        return _placeholder("no class histograms in the metrics")
+        return placeholder_png("no class histograms in the metrics")
     names = [v for v in order if v in shares.generated]
     rows = [shares.generated[v] for v in names]
     labels = list(names)
@@ -105,7 +105,7 @@ def class_coverage_png(shares: ClassShares | None, *, order: Sequence[str]) -> b
     axes.set_xlabel("predicted class (domain classifier)")
     axes.set_title("Class share of generated samples (%, mean over ok seeds) vs real data")
     figure.colorbar(image, ax=axes, label="share")
-    return _png(figure)
+    return to_png(figure)
 
 
 def fid_curves_png(
@@ -113,7 +113,7 @@ def fid_curves_png(
 ) -> bytes:
     """FID against step and against training wall time; colour per variant, line style per seed."""
     if not curves:
-        return _placeholder("no FID curves in the metrics")
+        return placeholder_png("no FID curves in the metrics")
     figure = Figure(figsize=(12.0, 4.2), layout="constrained")
     by_step, by_time = figure.subplots(1, 2)
     values = np.concatenate([c.fid for seeds in curves.values() for c in seeds.values()])
@@ -135,7 +135,7 @@ def fid_curves_png(
         axes.grid(alpha=0.3, which="both")
     figure.legend(loc="outside right upper", fontsize=7)
     figure.suptitle("FID of training snapshots (lower is better)")
-    return _png(figure)
+    return to_png(figure)
 
 
 def _limits(curves: list[np.ndarray]) -> tuple[float, float] | None:
@@ -178,7 +178,7 @@ def losses_png(logs: Mapping[str, Mapping[int, LossLog]], *, diverged: set[tuple
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7)
     figure.suptitle("Training losses (moving average)")
-    return _png(figure)
+    return to_png(figure)
 
 
 def csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -9,6 +9,7 @@ Outputs (relative to ``root``)::
     reports/figures/class-coverage.png  generated vs real class shares per variant (mode coverage)
     reports/figures/fid-curves.png    FID of the training snapshots against step and training time
     reports/figures/samples-<v>.png   the final sample grid of each variant's first ok seed
+    reports/figures/fid-vs-sparsity.png  the pruning study (when metrics/prune-*.json exist)
     reports/plots/fid.csv             DVC bar plot data: variant,fid_mean,ci_low,ci_high,n
     reports/plots/losses/<cell>.csv   DVC line plot data per cell: step,<loss>,...
     reports/plots/fid_curve/<cell>.csv  DVC line plot data per cell: step,train_seconds,fid
@@ -41,6 +42,13 @@ from pipeline.reporting.inputs import (
     read_losses,
     read_noise_floor,
 )  # fmt: skip
+from pipeline.reporting.pruning import (
+    PRUNE_FIGURE,
+    fid_vs_sparsity_png,
+    pruning_section,
+    read_prune_results,
+    summarize_pruning,
+)
 from pipeline.reporting.sections import CLASS_FIGURE, CURVE_FIGURE, curve_space
 from pipeline.reporting.summary import class_shares, display_order, ok_values, summarize
 
@@ -115,6 +123,10 @@ def write_report(params: Params, *, root: Path = Path(".")) -> dict[str, Any]:
     files[Path(CLASS_FIGURE)] = figures.class_coverage_png(class_shares(cells), order=display_order(summary))
     files[Path(CURVE_FIGURE)] = figures.fid_curves_png(curves, diverged=diverged, label=curve_space(cells))
     files[Path(PLOTS, "fid.csv")] = figures.fid_plot_csv(summary).encode()
+    pruned = read_prune_results(params, root=root)
+    if pruned:
+        summary["pruning"] = summarize_pruning(pruned)
+        files[Path(PRUNE_FIGURE)] = fid_vs_sparsity_png(pruned, label=label)
 
     blocks = build_document(
         summary,
@@ -124,6 +136,7 @@ def write_report(params: Params, *, root: Path = Path(".")) -> dict[str, Any]:
         sample_grids=sample_grids,
         noise_floor=floor,
         notes=notes,
+        extra=pruning_section(summary.get("pruning", {}), pruned),
     )
     files[Path("report.md")] = render_markdown(blocks).encode()
     files[Path("report.html")] = render_html(blocks, title=TITLE).encode()

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from pipeline.config import GanVariant
-from pipeline.losses import get_gan_loss, gradient_penalty
+from pipeline.losses import PENALTIES, get_gan_loss
 from pipeline.models import ImageGenerator
 from pipeline.training.distributed import no_sync
 from pipeline.training.ema import EMA
@@ -30,6 +30,7 @@ class GanTrainer:
         # Compiled double backward (the gradient penalty's) is unsupported: such a critic runs eagerly.
         self.d = runtime.parallel(self.discriminator, compile=not self.loss.gradient_penalty)
         self.networks = {"generator": self.generator, "discriminator": self.discriminator}
+        self._critic_weights = list(self.discriminator.parameters())
         self.opt_g = build_optimizer(self.generator.parameters(), cfg.g_optimizer)
         self.opt_d = build_optimizer(self.discriminator.parameters(), cfg.d_optimizer)
         self.scaler_g, self.scaler_d = runtime.precision.scaler(), runtime.precision.scaler()
@@ -56,14 +57,18 @@ class GanTrainer:
             with self.autocast():
                 real_logits, fake_logits = self.d(real).float(), self.d(fake).float()  # (B,), (B,)
                 loss_d = self.loss.discriminator(real_logits, fake_logits)
-            if self.loss.gradient_penalty:
-                penalty = gradient_penalty(self.d, real, fake)  # fp32, outside autocast
+            if self.loss.penalty is not None:
+                penalty = PENALTIES[self.loss.penalty](self.d, real, fake)  # fp32, outside autocast
                 loss_d = loss_d + self.cfg.gp_weight * penalty
                 out["gradient_penalty"] = penalty.detach()
             self.opt_d.zero_grad(set_to_none=True)
             self.scaler_d.scale(loss_d).backward()
             self.scaler_d.step(self.opt_d)
             self.scaler_d.update()
+            if self.loss.weight_clip:  # WGAN's crude Lipschitz constraint (Arjovsky et al., 2017)
+                with torch.no_grad():
+                    torch._foreach_clamp_min_(self._critic_weights, -self.cfg.clip_value)
+                    torch._foreach_clamp_max_(self._critic_weights, self.cfg.clip_value)
         out.update(loss_d=loss_d.detach(), d_real=real_logits.detach().mean(), d_fake=fake_logits.detach().mean())
 
         with no_sync(self.d):  # the critic's gradients of this step are discarded: no need to average them

@@ -14,7 +14,7 @@ from tests.conftest import REPO, tiny_params, write_params, write_prepared
 from tests.test_config import HOSTILE, _edit
 
 runner = CliRunner()
-STAGES = ["prepare", "fit-evaluator", "train", "evaluate", "noise-floor", "report"]  # the DVC stages
+STAGES = ["prepare", "fit-evaluator", "train", "evaluate", "noise-floor", "prune", "report"]  # the DVC stages
 
 
 def test_help_lists_every_stage() -> None:
@@ -39,7 +39,7 @@ def test_invalid_params_exit_2_before_writing(command: str, workdir: Path) -> No
     raw["train"]["steps"] = -1
     raw["variants"]["gan"]["loss"] = "wasserstein"
     write_params(workdir / "params.yaml", raw)
-    args = [command, "--params", "params.yaml"] + (["--variant", "gan", "--seed", "0"] if command in ("train", "evaluate") else [])
+    args = [command, "--params", "params.yaml"] + (["--variant", "gan", "--seed", "0"] if command in ("train", "evaluate", "prune") else [])
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert "train.steps" in result.output and "variants.gan.loss" in result.output

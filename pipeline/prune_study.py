@@ -1,0 +1,130 @@
+"""The pruning study of one grid cell: its generator pruned at every ``prune.sparsities`` level, optionally fine-tuned
+against the frozen discriminator, scored (FID/IS/KID in the headline feature space) and costed; written to
+``metrics/prune-<cell>.json`` and the cell's MLflow run.
+
+The dense model's FID gets a bootstrap interval at the same sample size; a sparsity is "within noise" when its FID
+is no higher than that interval's upper end. The answer to "fewer parameters, same quality?" is the largest
+sparsity within noise.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline import layout
+from pipeline.config import Params
+from pipeline.evaluation.cell import EVAL_SEED_OFFSET, ReferenceSet, read_train_summary, score_samples
+from pipeline.generators import load_generator
+from pipeline.io import atomic_write_json
+from pipeline.losses import get_gan_loss
+from pipeline.models import ImageGenerator, build_model
+from pipeline.pruning import (
+    finetune_generator,
+    generation_latency,
+    make_permanent,
+    parameter_counts,
+    prune_global,
+    serialized_bytes,
+)
+from pipeline.training import checkpoint as ckpt
+
+SCORES = ("fid", "isc_mean", "kid_mean", "precision", "recall", "classes_covered")
+
+
+def frozen_discriminator(params: Params, variant: str, seed: int, meta: dict) -> torch.nn.Module | None:
+    """The cell's discriminator from its newest checkpoint; None when there is no checkpoint."""
+    found = ckpt.list_checkpoints(layout.run_dir(variant, seed) / "checkpoints")
+    if not found:
+        return None
+    cfg = params.variant(variant)
+    networks = build_model(cfg.model, channels=meta["channels"], resolution=meta["resolution"])
+    networks["discriminator"].load_state_dict(ckpt.load_checkpoint(found[-1][1])["trainer"]["discriminator"])
+    return networks["discriminator"]
+
+
+def largest_within_noise(rows: list[dict[str, Any]], ceiling: float | None) -> float | None:
+    """The largest sparsity whose FID is at most ``ceiling`` (the dense FID's upper bootstrap bound)."""
+    if ceiling is None:
+        return None
+    within = [row["sparsity"] for row in rows if row["fid"] is not None and row["fid"] <= ceiling]
+    return max(within) if within else None
+
+
+def prune_cell(params: Params, variant: str, seed: int) -> dict[str, Any]:
+    """Run the study for one cell and write its metrics file; diverged/failed cells get no rows and their reason."""
+    cfg, study = params.variant(variant), params.prune
+    summary = read_train_summary(variant, seed)
+    evaluate = params.evaluate.model_copy(update={"num_samples": study.num_samples, "extractors": params.evaluate.extractors[:1]})
+    result: dict[str, Any] = {
+        "variant": variant, "seed": seed, "kind": cfg.kind, "status": summary["status"], "reason": summary.get("reason"),
+        "num_samples": study.num_samples, "finetune_steps": study.finetune_steps if cfg.kind == "gan" else 0,
+        "rows": [], "dense_fid_ci_high": None, "largest_sparsity_within_noise": None,
+    }
+    if summary["status"] == "ok":
+        reference = ReferenceSet(evaluate)
+        dense, _ = load_generator(layout.run_dir(variant, seed) / "generator.pt")
+        critic = frozen_discriminator(params, variant, seed, reference.meta) if cfg.kind == "gan" else None
+        for sparsity in study.sparsities:
+            result["rows"].append(_score_sparsity(dense, critic, sparsity, params, variant, seed, reference, evaluate))
+        dense_row = result["rows"][0]
+        result["dense_fid_ci_high"] = dense_row.get("fid_ci_high")
+        result["largest_sparsity_within_noise"] = largest_within_noise(result["rows"], result["dense_fid_ci_high"])
+    atomic_write_json(layout.prune_metrics_path(variant, seed), result)
+    return result
+
+
+def _score_sparsity(dense: ImageGenerator, critic: torch.nn.Module | None, sparsity: float, params: Params, variant: str,
+                    seed: int, reference: ReferenceSet, evaluate: Any) -> dict[str, Any]:
+    study, cfg = params.prune, params.variant(variant)
+    net = prune_global(dense.net, sparsity)
+    finetune_losses: list[float] = []
+    if critic is not None and sparsity > 0 and study.finetune_steps:
+        finetune_losses = finetune_generator(net, critic, get_gan_loss(cfg.loss), latent_dim=dense.latent_dim,
+                                             steps=study.finetune_steps, batch_size=study.finetune_batch_size,
+                                             lr=study.finetune_lr, seed=seed)
+    net = make_permanent(net).eval()
+    generator = ImageGenerator(net, latent_dim=dense.latent_dim, output=dense.output)
+    noise = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)  # the same noise at every sparsity
+    fake = generator.sample(study.num_samples, generator=noise, batch_size=evaluate.batch_size)
+    # the dense model's bootstrap interval is the noise the pruned models are judged against
+    scores = score_samples(fake, reference, evaluate.model_copy(update={"bootstrap": evaluate.bootstrap if sparsity == 0 else 0}),
+                           seed)
+    counts = parameter_counts(net)
+    return {
+        "sparsity": sparsity,
+        "achieved_sparsity": 1 - counts["nonzero_prunable_weights"] / counts["prunable_weights"],
+        **{key: scores.get(key) for key in SCORES},
+        **({"fid_ci_low": scores.get("fid_ci_low"), "fid_ci_high": scores.get("fid_ci_high")} if sparsity == 0 else {}),
+        **counts,
+        "dense_bytes": serialized_bytes(net, sparse=False),
+        "sparse_bytes": serialized_bytes(net, sparse=True),
+        "latency_ms": 1000 * generation_latency(generator, batch_size=study.latency_batch_size,
+                                                repeats=study.latency_repeats),
+        "finetune_final_loss": finetune_losses[-1] if finetune_losses else None,
+    }
+
+
+def log_prune_to_mlflow(result: dict[str, Any], *, delivery_timeout: float) -> None:
+    """Per-sparsity metrics on the cell's run: ``prune/<metric>`` at step = sparsity in percent."""
+    from pipeline.tracking import CellRun
+
+    summary = read_train_summary(result["variant"], result["seed"])
+    outbox = summary.get("mlflow_outbox")
+    run = CellRun.attach(Path(outbox) if outbox else None, run_id=summary.get("mlflow_run_id"),
+                         root=layout.outbox_dir(result["variant"], result["seed"]))
+    if run is None:
+        return
+    for row in result["rows"]:
+        values = {f"prune/{k}": row[k] for k in (*SCORES, "nonzero_parameters", "sparse_bytes", "latency_ms")
+                  if isinstance(row.get(k), (int, float))}
+        run.log_metrics(values, step=round(100 * row["sparsity"]))
+    if result["largest_sparsity_within_noise"] is not None:
+        run.log_metrics({"prune/largest_sparsity_within_noise": result["largest_sparsity_within_noise"]}, step=0)
+    left = run.finish(None, wait=delivery_timeout)
+    if left:
+        print(f"{result['variant']}-{result['seed']}: {left} MLflow operations not delivered yet: kept in "
+              f"{run.outbox.folder}; `python -m stages sync` sends them", file=sys.stderr)
