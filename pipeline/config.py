@@ -295,6 +295,10 @@ class PruneConfig(StrictModel):
     finetune_steps: int = Field(100, ge=0, description="GANs: generator steps against the frozen discriminator "
                                 "after pruning (0: none). VAEs are scored without fine-tuning.")
     finetune_lr: float = Field(1e-4, gt=0, description="Adam learning rate of the fine-tuning.")
+    finetune_distill_weight: float = Field(
+        1000.0, ge=0, description="Weight of the mean squared difference from the dense generator's images (same "
+        "noise) added to the adversarial loss while fine-tuning; 0: adversarial only."
+    )
     finetune_batch_size: int = Field(64, gt=0, description="Noise batch of a fine-tuning step.")
     num_samples: int = Field(2000, gt=1, description="Generated images scored per sparsity (same noise at each).")
     latency_batch_size: int = Field(64, gt=0, description="Images per timed generation call (CPU).")

@@ -85,7 +85,8 @@ def _score_sparsity(dense: ImageGenerator, critic: torch.nn.Module | None, spars
     if critic is not None and sparsity > 0 and study.finetune_steps:
         finetune_losses = finetune_generator(net, critic, get_gan_loss(cfg.loss), latent_dim=dense.latent_dim,
                                              steps=study.finetune_steps, batch_size=study.finetune_batch_size,
-                                             lr=study.finetune_lr, seed=seed)
+                                             lr=study.finetune_lr, seed=seed, teacher=dense.net,
+                                             distill_weight=study.finetune_distill_weight)
     net = make_permanent(net).eval()
     generator = ImageGenerator(net, latent_dim=dense.latent_dim, output=dense.output)
     noise = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)  # the same noise at every sparsity

@@ -103,18 +103,30 @@ def generation_latency(generator: ImageGenerator, *, batch_size: int, repeats: i
 
 def finetune_generator(
     generator: nn.Module, discriminator: nn.Module, loss: GanLoss, *, latent_dim: int, steps: int, batch_size: int,
-    lr: float, seed: int,
+    lr: float, seed: int, teacher: nn.Module | None = None, distill_weight: float = 0.0,
 ) -> list[float]:
-    """``steps`` generator updates against the frozen ``discriminator`` with the variant's generator loss (Adam,
-    β = (0.5, 0.999)); the pruning masks keep removed weights at zero. Returns the generator losses."""
+    """``steps`` generator updates (Adam, β = (0.5, 0.999)) on the variant's generator loss against the frozen
+    ``discriminator``, plus ``distill_weight`` × the mean squared difference from the dense ``teacher``'s images for
+    the same noise; the pruning masks keep removed weights at zero. Returns the total losses.
+
+    The adversarial term alone lets the generator exploit a critic that no longer adapts (measured: FID 55 → 199 at
+    30% sparsity after 100 steps); the distillation term keeps it close to what the critic was trained against.
+    """
     discriminator = discriminator.eval().requires_grad_(False)
+    if teacher is not None:
+        teacher = copy.deepcopy(teacher).eval().requires_grad_(False)
     generator.train()
     optimizer = torch.optim.Adam([p for p in generator.parameters() if p.requires_grad], lr=lr, betas=(0.5, 0.999))
     noise = torch.Generator().manual_seed(seed)
     losses = []
     for _ in range(steps):
         z = torch.randn(batch_size, latent_dim, generator=noise)  # (B, latent)
-        value = loss.generator(discriminator(generator(z)).float())
+        images = generator(z)  # (B, C, R, R)
+        value = loss.generator(discriminator(images).float())
+        if teacher is not None and distill_weight > 0:
+            with torch.no_grad():
+                target = teacher(z)
+            value = value + distill_weight * (images - target).pow(2).mean()
         optimizer.zero_grad(set_to_none=True)
         value.backward()
         optimizer.step()

@@ -93,3 +93,17 @@ def test_largest_sparsity_within_noise() -> None:
 def test_out_of_range_sparsity() -> None:
     with pytest.raises(ValueError, match="sparsity must be in"):
         prune_global(_nets()["generator"], 1.0)
+
+
+def test_distillation_keeps_the_fine_tuned_generator_near_the_dense_one() -> None:
+    nets = _nets()
+    dense = nets["generator"].eval()
+    z = torch.randn(32, 8, generator=torch.Generator().manual_seed(5))
+    distances = {}
+    for weight in (0.0, 1000.0):
+        pruned = prune_global(dense, 0.7)
+        finetune_generator(pruned, nets["discriminator"], get_gan_loss("ns"), latent_dim=8, steps=20, batch_size=16,
+                           lr=1e-3, seed=0, teacher=dense, distill_weight=weight)
+        with torch.no_grad():
+            distances[weight] = float((make_permanent(pruned).eval()(z) - dense(z)).pow(2).mean())
+    assert distances[1000.0] < distances[0.0]
