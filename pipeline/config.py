@@ -413,6 +413,12 @@ def cross_field_problems(raw: dict[str, Any]) -> list[str]:
         problems.append(
             f"data.resolution: the conv architectures need a power of two (8, 16, 32, 64, ...), got {resolution}"
         )
+    seeds, pruned = grid.get("seeds"), _section(raw, "prune").get("seeds")
+    if isinstance(seeds, list) and isinstance(pruned, list):
+        untrained = [str(seed) for seed in pruned if seed not in seeds]
+        if untrained:
+            problems.append(f"prune.seeds: {', '.join(untrained)} not in grid.seeds ({', '.join(map(str, seeds))}): "
+                            "only trained cells can be pruned")
     batch, max_train = train.get("batch_size", 64), data.get("max_train_samples")
     if isinstance(batch, int) and isinstance(max_train, int) and 0 < max_train < batch:
         problems.append(f"train.batch_size: {batch} is larger than data.max_train_samples ({max_train})")

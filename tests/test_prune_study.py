@@ -80,8 +80,10 @@ def test_report_without_a_pruning_study_has_no_such_section(trained) -> None:
     assert "pruning" not in summary and "Pruning" not in Path("reports/report.md").read_text()
 
 
-def test_bad_sparsities_are_refused() -> None:
+def test_bad_prune_sections_are_refused() -> None:
     from pipeline.errors import ConfigError
 
     with pytest.raises(ConfigError, match="prune.sparsities"):
         parse_params(tiny_params(prune={"sparsities": [0.5, 0.9]}))
+    with pytest.raises(ConfigError, match=r"prune.seeds: 3 not in grid.seeds \(0\): only trained cells"):
+        parse_params(tiny_params(prune={"seeds": [0, 3]}))

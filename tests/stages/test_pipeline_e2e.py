@@ -122,3 +122,10 @@ def test_second_repro_does_nothing_and_a_variant_edit_reruns_only_its_cells(repr
     # only the edited variant's cells (and downstream of them) are stale; the other variant is untouched
     assert "train@vae-0" in status
     assert set(status) <= {"train@vae-0", "evaluate@vae-0", "report"}
+
+
+def test_prune_stage_ran_for_the_pruned_seeds(reproduced: Path) -> None:
+    study = json.loads((reproduced / "metrics" / "prune-gan-0.json").read_text())
+    assert study["status"] == "ok" and [row["sparsity"] for row in study["rows"]] == [0.0, 0.5]
+    assert json.loads((reproduced / "metrics" / "prune-boom-0.json").read_text())["rows"] == []  # diverged cell
+    assert "Pruning: fewer parameters" in (reproduced / "reports" / "report.md").read_text()
