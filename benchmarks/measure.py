@@ -19,6 +19,7 @@ import yaml
 
 from benchmarks.reference import reference_loader, reference_throughput, torchvision_root
 from pipeline.config import Params, load_params
+from stages.common import dvc_executable
 
 VARIANT = "dcgan-ns"  # the default grid's DCGAN: what the reference loop re-implements
 
@@ -121,19 +122,13 @@ def peak_rss(ws: Workspace) -> dict[str, Any]:
     return {"peak_rss_gib": peak_kib / 2**20}
 
 
-def _dvc() -> str:
-    """The dvc next to this interpreter (the project's venv), else the one on PATH."""
-    beside = Path(sys.executable).parent / "dvc"
-    return str(beside) if beside.exists() else "dvc"
-
-
 def noop_repro(repo: Path) -> dict[str, Any]:
     """Wall time of ``dvc repro`` in the repository when ``dvc status`` says nothing changed."""
-    status = subprocess.run([_dvc(), "status", "--json"], cwd=repo, capture_output=True, text=True)
+    status = subprocess.run([dvc_executable(), "status", "--json"], cwd=repo, capture_output=True, text=True)
     if status.returncode != 0:
         return {"seconds": None, "skipped": f"`dvc status` failed in {repo}: {status.stderr.strip()[-300:]}"}
     if json.loads(status.stdout or "{}"):
         return {"seconds": None, "skipped": "the pipeline is not up to date: run `make repro` first"}
     started = time.perf_counter()
-    subprocess.run([_dvc(), "repro"], cwd=repo, capture_output=True, check=True)
+    subprocess.run([dvc_executable(), "repro"], cwd=repo, capture_output=True, check=True)
     return {"seconds": time.perf_counter() - started}

@@ -39,6 +39,12 @@ def exits_on_bad_input(command: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def dvc_executable() -> str:
+    """The dvc next to this interpreter (the project's venv), else the one on PATH."""
+    beside = Path(sys.executable).parent / "dvc"
+    return str(beside) if beside.exists() else "dvc"
+
+
 def load(params: Path) -> Params:
     """Validate the whole params file before a stage does anything."""
     return load_params(params)

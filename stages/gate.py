@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from stages.common import ParamsOption, exits_on_bad_input, load
+from stages.common import ParamsOption, dvc_executable, exits_on_bad_input, load
 
 METRICS = "reports/metrics.json"
-
-
-def _dvc(*args: str) -> subprocess.CompletedProcess[str]:
-    beside = Path(sys.executable).parent / "dvc"
-    return subprocess.run([str(beside) if beside.exists() else "dvc", *args], capture_output=True, text=True)
 
 
 def _committed_best(rev: str) -> str | None:
@@ -48,7 +42,8 @@ def main(
     tolerance = cfg.retrain.fid_tolerance if tolerance is None else tolerance
     if not Path(METRICS).exists():
         raise InputError(f"{METRICS}: missing; run `dvc repro` first")
-    diff = _dvc("metrics", "diff", "--all", "--json", rev, "--targets", METRICS)
+    diff = subprocess.run([dvc_executable(), "metrics", "diff", "--all", "--json", rev, "--targets", METRICS],
+                          capture_output=True, text=True)
     if diff.returncode != 0:
         raise InputError(f"dvc metrics diff {rev}: {diff.stderr.strip()[-500:]}")
     raw = json.loads(diff.stdout or "{}")
