@@ -55,16 +55,47 @@ class DataConfig(StrictModel):
     split_seed: int = Field(0, ge=0, description="Seed of the train/test split and subsampling.")
 
 
-class EvaluatorConfig(StrictModel):
-    """The domain classifier whose features define FID/KID and whose logits define IS."""
+class ContrastiveConfig(StrictModel):
+    """The self-supervised evaluator: a conv encoder trained with SimCLR's NT-Xent on two augmented views."""
 
     width: int = Field(16, ge=4, description="Channels of the first conv block (doubles per block).")
-    feature_dim: int = Field(128, ge=8, description="Size of the penultimate (FID/KID) feature layer.")
-    epochs: int = Field(3, ge=1, description="Training epochs over the prepared train split.")
-    batch_size: int = Field(128, ge=1, description="Mini-batch size.")
-    lr: float = Field(3e-3, gt=0, description="Adam peak learning rate, cosine-decayed to zero over the fit.")
-    seed: int = Field(0, ge=0, description="Seed of initialisation and data order.")
-    min_accuracy: float = Field(0.9, ge=0, le=1, description="Test accuracy below which the report warns.")
+    feature_dim: int = Field(128, ge=8, description="Size of the embedding: the FID/KID feature space.")
+    projection_dim: int = Field(64, ge=2, description="Output of the projection head the loss compares.")
+    epochs: float = Field(4.0, gt=0, description="Passes over the prepared train split.")
+    max_steps: int | None = Field(None, gt=0, description="Stop after this many steps (null: all epochs).")
+    batch_size: int = Field(256, ge=2, description="Images per step; each brings two views (2B − 2 negatives).")
+    lr: float = Field(2e-3, gt=0, description="Adam peak learning rate, cosine-decayed to zero over the fit.")
+    temperature: float = Field(0.2, gt=0, description="NT-Xent temperature.")
+    crop_min_scale: float = Field(0.35, gt=0, le=1, description="Smallest area share of a random resized crop.")
+    jitter: float = Field(0.4, ge=0, lt=1, description="Strength of the brightness/contrast/saturation jitter.")
+    seed: int = Field(0, ge=0, description="Seed of initialisation, data order and augmentations.")
+    min_lift: float = Field(
+        0.05, ge=0, le=1, description="The fitted encoder is flagged weak unless its view retrieval (top-1 share of "
+        "test images whose nearest other-view embedding is their own second view) beats the same network at its "
+        "random initialisation by this much."
+    )
+
+
+class EvaluatorConfig(StrictModel):
+    """The evaluator whose features define FID/KID: a domain classifier, or a contrastive encoder for data without
+    labels that can carry a classifier's feature space."""
+
+    kind: Literal["auto", "classifier", "contrastive"] = Field(
+        "auto", description="auto: the classifier when the data have at least min_classes classes of at least "
+        "min_images_per_class training images each, the contrastive encoder otherwise."
+    )
+    min_classes: int = Field(5, ge=2, description="auto: fewest classes for the classifier.")
+    min_images_per_class: int = Field(100, ge=1, description="auto: fewest training images of every class for the "
+                                      "classifier.")
+    width: int = Field(16, ge=4, description="Classifier: channels of the first conv block (doubles per block).")
+    feature_dim: int = Field(128, ge=8, description="Classifier: size of the penultimate (FID/KID) feature layer.")
+    epochs: int = Field(3, ge=1, description="Classifier: training epochs over the prepared train split.")
+    max_steps: int | None = Field(None, gt=0, description="Classifier: stop after this many steps (null: all epochs).")
+    batch_size: int = Field(128, ge=1, description="Classifier: mini-batch size.")
+    lr: float = Field(3e-3, gt=0, description="Classifier: Adam peak learning rate, cosine-decayed to zero.")
+    seed: int = Field(0, ge=0, description="Classifier: seed of initialisation and data order.")
+    min_accuracy: float = Field(0.9, ge=0, le=1, description="Classifier: test accuracy below which it is flagged weak.")
+    contrastive: ContrastiveConfig = Field(default_factory=ContrastiveConfig)
 
 
 class OptimizerConfig(StrictModel):
@@ -266,6 +297,11 @@ class EvaluateConfig(StrictModel):
                                "curve, domain features).")
     noise_floor_repeats: int = Field(3, gt=0, description="Real-vs-real FIDs (test split vs disjoint train subsets "
                                      "of the same size) averaged for the noise floor.")
+    ndb_bins: int = Field(50, ge=2, description="NDB: k-means bins of the reference features (at most one per 20 "
+                          "reference images).")
+    ndb_alpha: float = Field(0.05, gt=0, lt=1, description="NDB: level of each bin's two-proportion test.")
+    feature_check_samples: int = Field(5000, ge=10, description="Feature-space check: disturbed real training images "
+                                       "scored against the test split at each level (capped at the train split).")
 
     @field_validator("extractors")
     @classmethod

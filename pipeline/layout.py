@@ -12,6 +12,7 @@ METRICS_DIR = Path("metrics")
 REPORTS_DIR = Path("reports")
 CACHE_DIR = Path(".cache/fid-stats")
 NOISE_FLOOR_PATH = METRICS_DIR / "noise-floor.json"
+FEATURE_CHECK_PATH = METRICS_DIR / "feature-check.json"
 
 
 def cell_name(variant: str, seed: int) -> str:

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import typer
 
-from stages import evaluate, fit_evaluator, gate, noise_floor, prepare, prune, report, server, sync, train
+from stages import (
+    evaluate,
+    feature_check,
+    fit_evaluator,
+    gate,
+    noise_floor,
+    prepare,
+    prune,
+    report,
+    server,
+    sync,
+    train,
+)
 
 app = typer.Typer(
-    help="Reproducible benchmark of GAN and VAE variants: prepare → fit-evaluator → train → evaluate (+ noise-floor) → report.",
+    help="Reproducible benchmark of GAN and VAE variants: prepare → fit-evaluator → train → evaluate (+ noise-floor, feature-check) → report.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -19,6 +31,7 @@ COMMANDS = {
     "train": train.main,
     "evaluate": evaluate.main,
     "noise-floor": noise_floor.main,
+    "feature-check": feature_check.main,
     "prune": prune.main,
     "report": report.main,
     "server": server.main,  # not a DVC stage: the team MLflow server

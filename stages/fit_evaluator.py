@@ -1,4 +1,5 @@
-"""``fit-evaluator``: train the domain classifier whose features define FID/KID and whose logits define IS."""
+"""``fit-evaluator``: choose and train the evaluator whose features define FID/KID (a domain classifier, or a
+contrastive encoder for data whose labels cannot carry a feature space)."""
 
 from __future__ import annotations
 
@@ -9,20 +10,13 @@ from stages.common import ParamsOption, exits_on_bad_input, load
 
 @exits_on_bad_input
 def main(params: ParamsOption = Path("params.yaml")) -> None:
-    """Train the domain classifier on data/prepared/, write models/evaluator.pt and models/evaluator.json."""
+    """Fit the evaluator on data/prepared/; write models/evaluator.pt and models/evaluator.json."""
     cfg = load(params)
     # Heavy imports after validation, so a bad params file fails fast.
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from pipeline import layout
-    from pipeline.data import load_meta, load_prepared
-    from pipeline.evaluation.classifier import fit_classifier, save_evaluator, weights_hash
-    from pipeline.io import atomic_write_json
-
-    meta = load_meta(layout.PREPARED_DIR)
-    train_images, train_labels = load_prepared("train", layout.PREPARED_DIR)
-    test_images, test_labels = load_prepared("test", layout.PREPARED_DIR)
+    from pipeline.evaluation.evaluator import describe, write_evaluator
 
     columns = (TextColumn("fit-evaluator"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}"),
                TimeRemainingColumn())
@@ -33,31 +27,10 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
             if step == 1 or step == total or step % max(1, total // 100) == 0:  # ~100 redraw requests per fit
                 bar.update(task, completed=step, total=total, loss=loss)
 
-        model, metrics = fit_classifier(
-            train_images, train_labels, test_images, test_labels, cfg.evaluator,
-            num_classes=meta["num_classes"], progress=progress,
-        )
-
-    evaluator_cfg = cfg.evaluator
-    metrics.update({
-        "dataset": meta["dataset"],
-        "data_fingerprint": meta["fingerprint"],
-        "min_accuracy": evaluator_cfg.min_accuracy,
-        "meets_min_accuracy": metrics["test_accuracy"] >= evaluator_cfg.min_accuracy,
-        "config": evaluator_cfg.model_dump(mode="json"),
-    })
-    save_evaluator(layout.EVALUATOR_PATH, model, metrics=metrics, data_fingerprint=meta["fingerprint"])
-    atomic_write_json(layout.EVALUATOR_METRICS_PATH, {**metrics, "weights_sha256": weights_hash(layout.EVALUATOR_PATH)})
-    print(
-        f"evaluator: test accuracy {metrics['test_accuracy']:.4f} on {metrics['num_test']} images "
-        f"after {metrics['epochs']} epochs ({metrics['train_seconds']:.1f} s, {metrics['device']}) "
-        f"-> {layout.EVALUATOR_PATH}"
-    )
-    if not metrics["meets_min_accuracy"]:
+        metrics = write_evaluator(cfg.evaluator, progress=progress)
+    print(describe(metrics))
+    if metrics["weak"]:
         Console(stderr=True).print(
-            f"[bold yellow]warning:[/] evaluator test accuracy {metrics['test_accuracy']:.4f} is below "
-            f"evaluator.min_accuracy {evaluator_cfg.min_accuracy}: FID/IS/KID in its feature space are less "
-            "trustworthy. Raise evaluator.epochs or evaluator.width.",
-            highlight=False,
-            soft_wrap=True,
-        )
+            f"[bold yellow]warning:[/] weak evaluator: {metrics['weak_reason']}. FID/KID in its feature space are "
+            "less trustworthy; see the feature-space check (metrics/feature-check.json) and raise the evaluator's "
+            "epochs or width.", highlight=False, soft_wrap=True)

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from pipeline import layout
 from pipeline.config import parse_params
 from pipeline.evaluation.cell import evaluate_cell
-from pipeline.evaluation.classifier import DomainClassifier, save_evaluator
+from pipeline.evaluation.classifier import DomainClassifier
+from pipeline.evaluation.evaluator import save_evaluator
 from pipeline.reporting import write_report
 from pipeline.training.loop import train_cell
 from stages.app import app

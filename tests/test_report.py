@@ -54,6 +54,7 @@ def newer_keys(seed: int, fid: float | None, status: str) -> dict[str, Any]:
         "classes_covered": 4, "class_kl": 0.01, "class_histogram": [25, 25, 26, 24],
         "real_class_share": [0.25] * 4, "class_names": CLASS_NAMES, "feature_spaces": spaces,
         "time_to_within_10pct": 20.0 + seed, "steps_to_within_10pct": 20,
+        "ndb": 3 + seed, "ndb_share": (3 + seed) / 50, "ndb_js": 0.002, "ndb_bins": 50, "ndb_alpha": 0.05,
     }  # fmt: skip
 
 
@@ -74,9 +75,9 @@ def cell(
 
 
 def test_describe_matches_hand_computed_t_interval() -> None:
-    result = describe([1.0, 2.0, 3.0])
+    result = describe([1.0, 2.0, 3.0], nonnegative=False)
     half = T_975_2 * 1.0 / math.sqrt(3)  # = 2.4841
-    assert result["n"] == 3
+    assert result["n"] == 3 and result["ci_method"] == "t" and result["values"] == [1.0, 2.0, 3.0]
     assert result["mean"] == pytest.approx(2.0)
     assert result["std"] == pytest.approx(1.0)  # ddof=1
     assert half == pytest.approx(2.4841, abs=1e-4)
@@ -84,14 +85,33 @@ def test_describe_matches_hand_computed_t_interval() -> None:
     assert result["ci_high"] == pytest.approx(2.0 + half)
 
 
+def test_a_positive_metric_gets_a_t_interval_on_its_logs() -> None:
+    result = describe([1.0, 2.0, 3.0])
+    logs = np.log([1.0, 2.0, 3.0])
+    half = T_975_2 * logs.std(ddof=1) / math.sqrt(3)
+    assert result["ci_method"] == "log-t" and result["mean"] == pytest.approx(2.0)
+    assert result["ci_low"] == pytest.approx(math.exp(logs.mean() - half))  # 0.457, where the t-interval says -0.48
+    assert result["ci_high"] == pytest.approx(math.exp(logs.mean() + half))
+
+
+def test_two_seeds_never_give_a_negative_bound() -> None:
+    lsgan = describe([75.5, 102.2])  # the README's lsgan: the t-interval was 88.8 ± 169.6
+    assert 0 < lsgan["ci_low"] < 75.5 and lsgan["ci_high"] > 102.2
+    recall = describe([0.0, 0.02])  # a zero rules out logs: percentile bootstrap of the mean, inside the seeds' range
+    assert recall["ci_method"] == "bootstrap" and 0.0 <= recall["ci_low"] <= recall["ci_high"] <= 0.02
+    kid = describe([-0.001, 0.004], nonnegative=False)  # an unbiased estimate may be negative: the plain t-interval
+    assert kid["ci_method"] == "t" and kid["ci_low"] < -0.001
+
+
 def test_describe_uses_the_requested_confidence() -> None:
-    result = describe([1.0, 2.0, 3.0], confidence=0.90)
+    result = describe([1.0, 2.0, 3.0], confidence=0.90, nonnegative=False)
     assert result["ci_high"] - result["mean"] == pytest.approx(2.919985580355516 / math.sqrt(3))
 
 
 def test_describe_single_seed_has_null_std_and_interval() -> None:
-    assert describe([5.0]) == {"mean": 5.0, "std": None, "n": 1, "ci_low": None, "ci_high": None}
-    assert describe([]) == {"mean": None, "std": None, "n": 0, "ci_low": None, "ci_high": None}
+    empty = {"std": None, "ci_low": None, "ci_high": None, "ci_method": None}
+    assert describe([5.0]) == {"mean": 5.0, "n": 1, "values": [5.0], **empty}
+    assert describe([]) == {"mean": None, "n": 0, "values": [], **empty}
 
 
 def test_summarize_excludes_diverged_and_failed_cells_and_lists_reasons() -> None:
@@ -139,7 +159,11 @@ def test_welch_test_compares_best_with_runner_up() -> None:
     assert comparison["difference"] == pytest.approx(np.mean(b) - np.mean(a))
     assert comparison["relative_difference"] == pytest.approx((np.mean(b) - np.mean(a)) / np.mean(a))
     text = headline_text(summary)
-    assert text.startswith("a has the lowest FID (domain classifier): 11.00 ± 2.48 (95% CI over 3 seeds).")
+    logs = np.log(a)
+    half = T_975_2 * logs.std(ddof=1) / math.sqrt(3)
+    low, high = math.exp(logs.mean() - half), math.exp(logs.mean() + half)
+    assert text.startswith(f"a has the lowest FID (domain classifier): 11.00 [{low:.2f}, {high:.2f}] (95% CI over 3 "
+                           "seeds; wide because n is small).")
     assert "runner-up, b, is 4.17 higher (+37.9%)" in text
     assert f"Welch's t-test, p = {expected:.3g}" in text
 
@@ -213,7 +237,13 @@ def fabricate(root: Path, cells: list[dict[str, Any]], *, accuracy: float | None
     if accuracy is not None:
         path = root / layout.EVALUATOR_METRICS_PATH
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"test_accuracy": accuracy, "test_loss": 0.2}))
+        weak = accuracy < 0.9
+        path.write_text(json.dumps({
+            "kind": "classifier", "kind_reason": "auto: 10 classes, the smallest with 100 training images",
+            "quality_metric": "test_accuracy", "quality": accuracy, "quality_chance": 0.1, "test_accuracy": accuracy,
+            "min_accuracy": 0.9, "weak": weak,
+            "weak_reason": f"test accuracy {accuracy:.3f} is below evaluator.min_accuracy 0.9" if weak else None,
+        }))
 
 
 def grid_cells(extractor: str = "domain-classifier") -> list[dict[str, Any]]:
@@ -249,9 +279,12 @@ def test_write_report_writes_every_output(report: tuple[Path, dict[str, Any]]) -
     metrics = json.loads((reports / "metrics.json").read_text())
     assert metrics == json.loads(json.dumps(summary))
     assert metrics["best_variant"] == "gan" and metrics["ranking"] == ["gan", "vae"]
-    assert metrics["variants"]["gan"]["fid"] == {"mean": 20.0, "std": None, "n": 1, "ci_low": None, "ci_high": None}
+    assert metrics["variants"]["gan"]["fid"] == {"mean": 20.0, "std": None, "n": 1, "ci_low": None, "ci_high": None,
+                                                 "ci_method": None, "values": [20.0]}
+    assert metrics["variants"]["vae"]["fid"]["values"] == [40.0, 44.0] and metrics["variants"]["vae"]["seeds"] == [0, 1]
     assert metrics["variants"]["gan"]["cells"] == {"ok": 1, "diverged": 1, "failed": 0}
-    assert metrics["evaluator"] == {"test_accuracy": 0.95, "min_accuracy": 0.9}
+    assert metrics["evaluator"]["kind"] == "classifier" and metrics["evaluator"]["quality"] == 0.95
+    assert metrics["evaluator"]["weak"] is False
 
     with open(reports / "plots/fid.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -272,7 +305,8 @@ def test_write_report_writes_every_output(report: tuple[Path, dict[str, Any]]) -
     assert "**gan-1** (diverged): \\<script\\>alert(1)\\</script\\> \\& loss\\_d is NaN" in md
     for link in ["(figures/fid.png)", "(figures/losses.png)", "(figures/samples-gan.png)", "(figures/samples-vae.png)"]:
         assert link in md
-    assert "Domain classifier test accuracy: 95.00%" in md and "⚠" not in md
+    assert "scored in the features of a domain classifier fitted on the training split (auto: 10 classes" in md
+    assert "Quality: test accuracy 0.950 (chance 0.100)." in md and "⚠" not in md
 
 
 def test_html_report_has_the_same_content_and_escapes_inputs(report: tuple[Path, dict[str, Any]]) -> None:
@@ -282,16 +316,16 @@ def test_html_report_has_the_same_content_and_escapes_inputs(report: tuple[Path,
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; loss_d is NaN" in page
     assert "<strong>gan</strong> has the lowest FID (domain classifier)" in page
     assert 'src="figures/fid.png"' in page and 'src="figures/samples-vae.png"' in page
-    assert "<th class=\"num\">FID (domain classifier), mean ± 95% CI</th>" in page
+    assert "<th class=\"num\">FID (domain classifier), mean [95% CI]</th>" in page
 
 
 def test_fid_header_names_the_feature_space(report: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
     domain = (report[0] / "reports/report.md").read_text()
-    assert "| FID (domain classifier), mean ± 95% CI |" in domain and "| FID (domain classifier) |" in domain
+    assert "| FID (domain classifier), mean \\[95% CI\\] |" in domain and "| FID (domain classifier) |" in domain
     fabricate(tmp_path, grid_cells("inception-v3-compat"))
     write_report(make_params(), root=tmp_path)
     inception = (tmp_path / "reports/report.md").read_text()
-    assert "| FID (Inception-v3), mean ± 95% CI |" in inception  # results table
+    assert "| FID (Inception-v3), mean \\[95% CI\\] |" in inception  # results table
     assert "| FID (Inception-v3) |" in inception  # per-cell table
     assert "lowest FID (Inception-v3)" in inception
 
@@ -300,7 +334,8 @@ def test_low_evaluator_accuracy_is_a_visible_warning(tmp_path: Path) -> None:
     fabricate(tmp_path, grid_cells(), accuracy=0.62)
     write_report(make_params(), root=tmp_path)
     md = (tmp_path / "reports/report.md").read_text()
-    assert "> **⚠ Warning:** Domain classifier test accuracy: 62.00% (minimum 90.00%)." in md
+    assert "> **⚠ Warning:** The grid was scored in the features of a domain classifier" in md
+    assert "Weak evaluator: test accuracy 0.620 is below evaluator.min\\_accuracy 0.9." in md
     assert "unreliable" in md
     assert 'class="warning"' in (tmp_path / "reports/report.html").read_text()
 
@@ -308,9 +343,9 @@ def test_low_evaluator_accuracy_is_a_visible_warning(tmp_path: Path) -> None:
 def test_missing_evaluator_metrics_are_reported(tmp_path: Path) -> None:
     fabricate(tmp_path, grid_cells(), accuracy=None)
     summary = write_report(make_params(), root=tmp_path)
-    assert summary["evaluator"]["test_accuracy"] is None
+    assert summary["evaluator"] is None
     md = (tmp_path / "reports/report.md").read_text()
-    assert "⚠ Warning:** No evaluator test accuracy found" in md and "models/evaluator.json" in md
+    assert "⚠ Warning:** No evaluator description found" in md and "models/evaluator.json" in md
 
 
 def test_missing_metrics_file_raises_input_error_naming_it(tmp_path: Path) -> None:

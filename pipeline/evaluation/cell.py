@@ -2,8 +2,9 @@
 training snapshots, write ``metrics/<cell>.json`` and log it all to the cell's MLflow run.
 
 The first of ``evaluate.extractors`` is the headline feature space: its numbers are the file's top-level ``fid``,
-``isc_mean``, ... and get the bootstrap interval; every space's numbers are under ``feature_spaces``. Mode
-coverage and the FID-over-training curve always use the domain classifier (cheap, and it knows the classes).
+``isc_mean``, ... and get the bootstrap interval and NDB; every space's numbers are under ``feature_spaces``. Class
+coverage and the FID-over-training curve always use the fitted evaluator (``domain``: cheap, and a classifier knows
+the classes); with a contrastive evaluator, which has none, IS and class coverage are null with their reason.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from pipeline import layout
 from pipeline.config import EvaluateConfig, Params
 from pipeline.data import load_meta, load_prepared
 from pipeline.evaluation.curve import score_snapshots, time_to_within
-from pipeline.evaluation.features import FEATURE_SPACES, FeatureDict, Features, FeatureSpace
-from pipeline.evaluation.metrics import METRIC_KEYS, fid_statistics, score_features
+from pipeline.evaluation.features import FeatureDict, Features, FeatureSpace, resolve_space
+from pipeline.evaluation.metrics import METRIC_KEYS, NO_CLASSES, fid_statistics, not_applicable, score_features
 from pipeline.evaluation.modes import class_coverage
+from pipeline.evaluation.ndb import BIN_FIELDS, NDB_KEYS, Bins, fit_bins, ndb
 from pipeline.evaluation.uncertainty import FrechetToReference, bootstrap_fid
 from pipeline.generators import load_generator
 from pipeline.io import atomic_write_json, read_json
@@ -30,9 +32,11 @@ EVAL_SEED_OFFSET = 1_000_003  # evaluation noise is independent of the training 
 CURVE_SEED_OFFSET = 2_000_003
 CI_KEYS = ("fid_ci_low", "fid_ci_high", "fid_bootstrap_std", "fid_ci_confidence", "fid_ci_method")
 COVERAGE_KEYS = ("num_classes", "classes_covered", "class_kl", "class_histogram", "real_class_share", "class_names")
+CLASS_METRICS = ("classes_covered", "class_kl", "class_histogram")
 CURVE_KEYS = ("fid_curve", "curve_feature_extractor", "curve_num_samples", "time_to_within_10pct",
               "steps_to_within_10pct")
 SPACE_KEYS = (*METRIC_KEYS, "fid_ci_low", "fid_ci_high")
+MIN_PER_BIN = 20  # NDB: at most one bin per this many reference images, so each bin's share can be tested
 
 
 def read_train_summary(variant: str, seed: int) -> dict[str, Any]:
@@ -41,10 +45,16 @@ def read_train_summary(variant: str, seed: int) -> dict[str, Any]:
     return read_json(layout.run_dir(variant, seed) / "train.json", what="training summary", hint=hint)
 
 
-def build_features(space: FeatureSpace, cfg: EvaluateConfig) -> Features:
-    """The extractor of ``space`` with its weights: the evaluator file, or the configured Inception weights."""
+def build_features(key: str, cfg: EvaluateConfig) -> Features:
+    """The extractor of feature space ``key`` with its weights: the evaluator file, or the Inception weights."""
+    space = resolve_space(key, layout.EVALUATOR_PATH)
     weights = layout.EVALUATOR_PATH if space.key == "domain" else cfg.inception_weights
     return Features(space, weights, batch_size=cfg.batch_size, cuda=torch.cuda.is_available())
+
+
+def headline_space(cfg: EvaluateConfig) -> FeatureSpace:
+    """The first of ``evaluate.extractors``, resolved (``domain`` names the evaluator's own space)."""
+    return resolve_space(cfg.extractors[0], layout.EVALUATOR_PATH)
 
 
 class ReferenceSet:
@@ -56,12 +66,25 @@ class ReferenceSet:
         self.key = f"{self.meta['fingerprint']}-test"
         self.cfg = cfg
         self.spaces: dict[str, tuple[Features, FeatureDict]] = {}
+        self._bins: dict[str, Bins] = {}
 
     def features(self, key: str) -> tuple[Features, FeatureDict]:
         if key not in self.spaces:
-            extractor = build_features(FEATURE_SPACES[key], self.cfg)
+            extractor = build_features(key, self.cfg)
             self.spaces[key] = extractor, extractor.reference(self.images, key=self.key, cache_dir=layout.CACHE_DIR)
         return self.spaces[key]
+
+    def bins(self, key: str) -> Bins:
+        """NDB's k-means bins of the reference features in space ``key``, cached beside the features (every cell
+        is binned by the same centres)."""
+        if key not in self._bins:
+            extractor, ref = self.features(key)
+            feats = ref[extractor.layers["fid"]]
+            count = max(2, min(self.cfg.ndb_bins, feats.shape[0] // MIN_PER_BIN))
+            self._bins[key] = Bins.from_dict(extractor.cached(
+                self.images, key=f"{self.key}-ndb{count}", cache_dir=layout.CACHE_DIR,
+                compute=lambda: fit_bins(feats, bins=count).to_dict(), required=BIN_FIELDS))
+        return self._bins[key]
 
 
 def score_samples(fake: torch.Tensor, reference: ReferenceSet, cfg: EvaluateConfig, seed: int) -> dict[str, Any]:
@@ -77,12 +100,14 @@ def score_samples(fake: torch.Tensor, reference: ReferenceSet, cfg: EvaluateConf
             scores.update(bootstrap_fid(gen[layer], fid_statistics(ref[layer]), resamples=cfg.bootstrap,
                                         confidence=cfg.confidence, seed=seed))
         if index == 0:
-            result.update(scores)
+            result.update(scores, **ndb(gen[extractor.layers["fid"]], reference.bins(key), alpha=cfg.ndb_alpha))
         result["feature_spaces"][extractor.space.extractor] = {k: scores.get(k) for k in SPACE_KEYS}
-        if key == "domain":
+        if key == "domain" and "isc" in extractor.layers:
             domain_logits = gen[extractor.layers["isc"]]
+    domain, _ = reference.features("domain")
+    if "isc" not in domain.layers:
+        return {**result, "num_classes": None, **not_applicable(CLASS_METRICS, NO_CLASSES)}
     if domain_logits is None:
-        domain, _ = reference.features("domain")
         domain_logits = domain(fake)[domain.layers["isc"]]
     result.update(class_coverage(domain_logits, reference.labels, min_share=cfg.coverage_min_share))
     result["class_names"] = reference.meta.get("class_names")
@@ -104,13 +129,13 @@ def evaluate_cell(params: Params, variant: str, seed: int) -> dict[str, Any]:
     params.variant(variant)
     cfg = params.evaluate
     summary = read_train_summary(variant, seed)
-    headline = FEATURE_SPACES[cfg.extractors[0]]
+    headline = headline_space(cfg)
     result: dict[str, Any] = {
         "variant": variant, "seed": seed, "status": summary["status"], "reason": summary.get("reason"),
         "feature_extractor": headline.extractor, "num_samples": cfg.num_samples,
         **{key: summary.get(key) for key in ("steps", "train_seconds", "images_per_second", "num_parameters",
                                               "mlflow_run_id", "mlflow_model_uri", "mlflow_outbox")},
-        **dict.fromkeys((*METRIC_KEYS, *CI_KEYS, *COVERAGE_KEYS, *CURVE_KEYS, "feature_spaces")),
+        **dict.fromkeys((*METRIC_KEYS, *CI_KEYS, *COVERAGE_KEYS, *CURVE_KEYS, *NDB_KEYS, "feature_spaces")),
     }
     reference = ReferenceSet(cfg)
     if summary["status"] == "ok":
@@ -138,7 +163,7 @@ def evaluate_cell(params: Params, variant: str, seed: int) -> dict[str, Any]:
 def log_to_mlflow(run: CellRun, result: dict[str, Any]) -> None:
     """Headline metrics at the final step, other spaces prefixed by their extractor, the curve per snapshot step."""
     scalar = ("fid", "isc_mean", "isc_std", "kid_mean", "kid_std", "precision", "recall", "f_score", "fid_ci_low",
-              "fid_ci_high", "classes_covered", "class_kl", "time_to_within_10pct")
+              "fid_ci_high", "classes_covered", "class_kl", "ndb", "ndb_share", "ndb_js", "time_to_within_10pct")
     metrics = {k: float(result[k]) for k in scalar if result.get(k) is not None}
     for extractor, scores in (result.get("feature_spaces") or {}).items():
         if extractor != result["feature_extractor"]:

@@ -1,7 +1,7 @@
 """Feature spaces and feature extraction through torch-fidelity, with a keyed cache for reference features.
 
-A feature space is a torch-fidelity feature extractor plus its weights: ``domain`` (our fitted classifier,
-``models/evaluator.pt``) or ``inception-v3-compat`` (torch-fidelity's Inception-v3, from a local weights file or
+A feature space is a torch-fidelity feature extractor plus its weights: ``domain`` (our fitted evaluator,
+``models/evaluator.pt``: the domain classifier or the contrastive encoder, whichever fit-evaluator chose) or ``inception-v3-compat`` (torch-fidelity's Inception-v3, from a local weights file or
 torch-fidelity's one-time download). :class:`Features` extracts every layer the metrics need in one pass.
 
 Reference features are cached in ``.cache/fid-stats/`` under a name built from everything they depend on: the
@@ -23,8 +23,8 @@ from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
 
 from pipeline.errors import InputError
-from pipeline.evaluation.classifier import FIT_HINT
-from pipeline.evaluation.extractor import register_domain_extractor
+from pipeline.evaluation.evaluator import FIT_HINT, evaluator_kind
+from pipeline.evaluation.extractor import register_contrastive_extractor, register_domain_extractor
 from pipeline.io import atomic_save, sha256_file
 
 FeatureDict = dict[str, torch.Tensor]  # layer name -> (N, D) float features
@@ -41,10 +41,19 @@ class FeatureSpace:
     register: Callable[[], str] | None = None  # registers a custom extractor with torch-fidelity
 
 
+DOMAIN_SPACES: dict[str, FeatureSpace] = {  # evaluator kind -> its feature space
+    "classifier": FeatureSpace("domain", "domain-classifier", "domain classifier", register_domain_extractor),
+    "contrastive": FeatureSpace("domain", "domain-contrastive", "contrastive encoder", register_contrastive_extractor),
+}
 FEATURE_SPACES: dict[str, FeatureSpace] = {
-    "domain": FeatureSpace("domain", "domain-classifier", "domain classifier", register_domain_extractor),
+    "domain": DOMAIN_SPACES["classifier"],
     "inception-v3-compat": FeatureSpace("inception-v3-compat", "inception-v3-compat", "Inception-v3"),
 }
+
+
+def resolve_space(key: str, evaluator: Path) -> FeatureSpace:
+    """The feature space named ``key`` in params; ``domain`` is that of the evaluator file's kind."""
+    return DOMAIN_SPACES[evaluator_kind(evaluator)] if key == "domain" else FEATURE_SPACES[key]
 
 
 class ImageTensorDataset(Dataset):
@@ -107,7 +116,12 @@ class Features:
         self.batch_size = batch_size
         self.cuda = cuda
         cls = _extractor_class(space.extractor)
-        self.layers = {metric: cls.get_default_feature_layer_for_metric(metric) for metric in METRICS}
+        self.layers = {}  # metric -> layer, for the metrics this space supports (a contrastive embedding has no IS)
+        for metric in METRICS:
+            try:
+                self.layers[metric] = cls.get_default_feature_layer_for_metric(metric)
+            except ValueError:
+                continue
         kwargs = {"feature_extractor_weights_path": str(weights)} if weights is not None else {}
         try:
             self.extractor = create_feature_extractor(
@@ -133,18 +147,24 @@ class Features:
 
     def reference(self, images: torch.Tensor, *, key: str, cache_dir: Path) -> FeatureDict:
         """Features of reference images, read from / written to the keyed cache in ``cache_dir``."""
+        return self.cached(images, key=key, cache_dir=cache_dir, compute=lambda: self(images),
+                           required=set(self.layers.values()))
+
+    def cached(self, images: torch.Tensor, *, key: str, cache_dir: Path, compute: Callable[[], FeatureDict],
+               required: set[str] = frozenset()) -> FeatureDict:
+        """``compute()`` of reference ``images`` in this space, cached under a name keyed like the features'."""
         name = reference_cache_name(key, images, extractor=self.space.extractor, weights_sha256=self.weights_sha256)
         path = Path(cache_dir) / f"{name}.pt"
         if path.is_file():
             try:
                 cached = torch.load(path, map_location="cpu", weights_only=True)
-                if isinstance(cached, dict) and set(self.layers.values()) <= cached.keys():
+                if isinstance(cached, dict) and required <= cached.keys():
                     return cached
             except Exception:  # noqa: BLE001 - a damaged cache entry is recomputed, never trusted
                 pass
-        features = self(images)
-        atomic_save(path, lambda handle: torch.save(features, handle))
-        return features
+        value = compute()
+        atomic_save(path, lambda handle: torch.save(value, handle))
+        return value
 
 
 def _extractor_class(name: str) -> type:

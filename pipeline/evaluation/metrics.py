@@ -24,6 +24,15 @@ from pipeline.evaluation.features import FeatureDict
 METRIC_KEYS = ("fid", "isc_mean", "isc_std", "kid_mean", "kid_std", "precision", "recall", "f_score")
 
 
+NO_CLASSES = ("the evaluator has no classes (a contrastive encoder): IS and class coverage need a classifier's "
+              "logits")
+
+
+def not_applicable(keys: tuple[str, ...], reason: str) -> dict[str, Any]:
+    """``{key: None, key_reason: reason}`` for metrics that do not apply: never a number that looks meaningful."""
+    return {**dict.fromkeys(keys), **{f"{key}_reason": reason for key in keys}}
+
+
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
     """Fréchet distance between two Gaussians (torch-fidelity's implementation, usable on small inputs)."""
     stats = [{"mu": np.asarray(mu, dtype=np.float64), "sigma": np.asarray(sigma, dtype=np.float64)}
@@ -57,22 +66,25 @@ def score_features(
 ) -> dict[str, Any]:
     """FID, IS (mean/std over splits), KID (mean/std over subsets) and precision/recall/F-score.
 
-    ``layers`` maps each metric (fid, isc, kid, prc) to the feature layer it uses. ``kid_subset_size`` in the
-    result is the configured size capped at the smaller set.
+    ``layers`` maps each metric (fid, isc, kid, prc) to the feature layer it uses; without an ``isc`` layer (an
+    evaluator without classes) IS is null with an ``isc_mean_reason``. ``kid_subset_size`` in the result is the
+    configured size capped at the smaller set.
     """
     n_gen, n_ref = len(generated[layers["fid"]]), len(reference[layers["fid"]])
     check_counts(n_gen, n_ref, cfg)
     kid_subset_size = min(cfg.kid_subset_size, n_gen, n_ref)
     fid = fid_from_statistics(fid_statistics(generated[layers["fid"]]), fid_statistics(reference[layers["fid"]]))
-    isc = isc_features_to_metric(generated[layers["isc"]], splits=cfg.isc_splits)
+    isc = isc_features_to_metric(generated[layers["isc"]], splits=cfg.isc_splits) if "isc" in layers else None
     kid = kid_features_to_metric(generated[layers["kid"]], reference[layers["kid"]], kid_subsets=cfg.kid_subsets,
                                  kid_subset_size=kid_subset_size, verbose=False)
     prc = prc_features_to_metric(generated[layers["prc"]], reference[layers["prc"]],
                                  prc_neighborhood=cfg.prc_neighborhood, save_cpu_ram=True, verbose=False)
     return {
         "fid": fid,
-        "isc_mean": float(isc[torch_fidelity.KEY_METRIC_ISC_MEAN]),
-        "isc_std": float(isc[torch_fidelity.KEY_METRIC_ISC_STD]),
+        **(not_applicable(("isc_mean", "isc_std"), NO_CLASSES) if isc is None else {
+            "isc_mean": float(isc[torch_fidelity.KEY_METRIC_ISC_MEAN]),
+            "isc_std": float(isc[torch_fidelity.KEY_METRIC_ISC_STD]),
+        }),
         "kid_mean": float(kid[torch_fidelity.KEY_METRIC_KID_MEAN]),
         "kid_std": float(kid[torch_fidelity.KEY_METRIC_KID_STD]),
         "precision": float(prc[torch_fidelity.KEY_METRIC_PRECISION]),

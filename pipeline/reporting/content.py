@@ -8,7 +8,7 @@ from typing import Any
 from pipeline.reporting import sections
 from pipeline.reporting.document import Alert, Block, BulletList, Heading, Image, Inline, Paragraph, Span, Table
 from pipeline.reporting.formatting import DASH, feature_space, fmt, fmt_seconds, fmt_stat, percent
-from pipeline.reporting.stats import finite, half_width
+from pipeline.reporting.stats import INTERVAL_METHODS, SMALL_N, finite
 from pipeline.reporting.summary import display_order
 
 TITLE = "Generative model benchmark"
@@ -39,7 +39,8 @@ def headline(summary: Mapping[str, Any]) -> list[Span | str]:
     fid = variants[best]["fid"]
     space = feature_space(summary["feature_extractor"])
     if fid["n"] >= 2:
-        ci = f" ± {fmt(half_width(fid))} ({percent(summary['confidence'])} CI over {fid['n']} seeds)"
+        small = "; wide because n is small" if fid["n"] <= SMALL_N else ""
+        ci = f" [{fmt(fid['ci_low'])}, {fmt(fid['ci_high'])}] ({percent(summary['confidence'])} CI over {fid['n']} seeds{small})"
     else:
         ci = " (a single seed: no interval)"
     parts: list[Span | str] = [Span(best, "strong"), f" has the lowest FID ({space}): {fmt(fid['mean'])}{ci}."]
@@ -60,6 +61,18 @@ def headline(summary: Mapping[str, Any]) -> list[Span | str]:
     return parts
 
 
+def _interval_note(summary: Mapping[str, Any]) -> str:
+    """How the intervals over seeds were made, and a plain warning when they rest on few seeds."""
+    methods = sorted({stat["ci_method"] for entry in summary["variants"].values() for stat in entry.values()
+                      if isinstance(stat, Mapping) and stat.get("ci_method")})
+    text = "; ".join(f"{INTERVAL_METHODS[m]}" for m in methods) + "." if methods else "no interval (one seed each)."
+    seeds = [entry["fid"]["n"] for entry in summary["variants"].values() if entry["fid"]["n"] >= 2]
+    if seeds and min(seeds) <= SMALL_N:
+        text += (f" With {min(seeds)} seeds an interval is wide because n is small (Student's t with "
+                 f"{min(seeds) - 1} degree{'s' * (min(seeds) != 2)} of freedom): add seeds to narrow it.")
+    return text
+
+
 def headline_text(summary: Mapping[str, Any]) -> str:
     """The headline as plain text (for the terminal)."""
     return "".join(p.text if isinstance(p, Span) else p for p in headline(summary))
@@ -67,6 +80,23 @@ def headline_text(summary: Mapping[str, Any]) -> str:
 
 def _coverage(covered: Any, classes: Any) -> str:
     return DASH if finite(covered) is None else f"{fmt(covered, 1)} / {fmt(classes, 0)}"
+
+
+NA = "n/a¹"
+
+
+def not_applicable_reasons(summary: Mapping[str, Any]) -> dict[str, str]:
+    """Metric -> reason, over every variant: the metrics the report shows as n/a."""
+    return {m: r for entry in summary["variants"].values() for m, r in entry.get("not_applicable", {}).items()}
+
+
+def _stat_or_na(entry: Mapping[str, Any], metric: str, digits: int = 2) -> str:
+    return NA if metric in entry.get("not_applicable", {}) else fmt_stat(entry[metric], digits)
+
+
+def _ndb(entry: Mapping[str, Any]) -> str:
+    bins = entry.get("ndb_bins")
+    return fmt_stat(entry["ndb"], 1) + (f" / {bins}" if bins else "") if finite(entry["ndb"]["mean"]) is not None else DASH
 
 
 def _results_tables(summary: Mapping[str, Any]) -> list[Block]:
@@ -84,20 +114,27 @@ def _results_tables(summary: Mapping[str, Any]) -> list[Block]:
         delta = entry["fid"]["mean"] - best_mean if ranked and best_mean is not None else None
         rows.append([
             str(rank) if ranked else DASH, name, fmt_stat(entry["fid"]), DASH if delta is None else f"{delta:+,.2f}",
-            fmt_stat(entry["isc_mean"]), fmt_stat(entry["kid_mean"], 4), fmt_stat(entry["precision"], 3),
-            fmt_stat(entry["recall"], 3), _coverage(entry["classes_covered"]["mean"], entry["num_classes"]),
-            fmt_stat(entry["class_kl"], 3), f"{cells['ok']}/{sum(cells.values())}",
+            _stat_or_na(entry, "isc_mean"), fmt_stat(entry["kid_mean"], 4), fmt_stat(entry["precision"], 3),
+            fmt_stat(entry["recall"], 3),
+            NA if "classes_covered" in entry["not_applicable"] else _coverage(entry["classes_covered"]["mean"],
+                                                                               entry["num_classes"]),
+            _stat_or_na(entry, "class_kl", 3), _ndb(entry), f"{cells['ok']}/{sum(cells.values())}",
         ])  # fmt: skip
         cost.append([name, fmt_seconds(entry["train_seconds"]["mean"]), fmt(entry["images_per_second"]["mean"], 0)])
     header = [
-        "Rank", "Variant", f"FID ({space}), mean ± {conf} CI", "Δ FID vs best", f"IS ({space})", f"KID ({space})",
-        f"Precision ({space})", f"Recall ({space})", "Classes covered", "Class KL (nats)", "Cells ok",
+        "Rank", "Variant", f"FID ({space}), mean [{conf} CI]", "Δ FID vs best", f"IS ({space})", f"KID ({space})",
+        f"Precision ({space})", f"Recall ({space})", "Classes covered", "Class KL (nats)", "NDB (bins differing)",
+        "Cells ok",
     ]  # fmt: skip
+    reasons = not_applicable_reasons(summary)
+    footnote = [Paragraph(f"¹ Not applicable: {'; '.join(sorted(set(reasons.values())))}.")] if reasons else []
     return [
         Heading("Results"),
-        Paragraph(f"Every quality column is the mean ± {conf} CI over the ok seeds. Classes covered is the mean "
-                  "number of classes the generated samples cover out of all; class KL is defined under Mode coverage."),
-        Table(header, rows, align="rlrrrrrrrrr"),
+        Paragraph(f"Every quality column is the mean [{conf} CI] over the ok seeds. Classes covered is the mean "
+                  "number of classes the generated samples cover out of all; class KL and NDB are defined under Mode "
+                  "coverage."),
+        Table(header, rows, align="rlrrrrrrrrrr"),
+        *footnote,
         Heading("Cost", 3),
         Table(["Variant", "Train time / cell", "Images/s"], cost, align="lrr"),
     ]  # fmt: skip
@@ -144,18 +181,31 @@ def _per_cell(summary: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) ->
     return [*blocks, Heading("Per-cell cost", 3), Table(cost_header, cost, align="lrrrrl")]
 
 
-def _evaluator_blocks(accuracy: float | None, *, min_accuracy: float, uses_domain: bool) -> list[Block]:
-    if accuracy is None:
-        return [
-            Alert([
-                "No evaluator test accuracy found (", Span("models/evaluator.json", "code"),
-                " is missing or has no test_accuracy): the domain feature space cannot be vouched for.",
-            ])
-        ]  # fmt: skip
-    text = f"Domain classifier test accuracy: {accuracy:.2%} (minimum {min_accuracy:.2%})."
-    if accuracy < min_accuracy:
-        consequence = " FID, IS and KID in its feature space are unreliable." if uses_domain else ""
-        return [Alert(f"{text} The evaluator is below evaluator.min_accuracy.{consequence}")]
+EVALUATOR_NAMES = {"classifier": "a domain classifier", "contrastive": "a contrastive (SimCLR) encoder"}
+QUALITY_NAMES = {"test_accuracy": "test accuracy",
+                 "view_retrieval": "view retrieval (share of test images whose nearest other-view embedding is their "
+                                   "own second view)"}
+
+
+def _evaluator_blocks(evaluator: Mapping[str, Any] | None) -> list[Block]:
+    """Which evaluator scored the grid, why, its quality figure against chance, and an alert when it is weak."""
+    if evaluator is None:
+        return [Alert(["No evaluator description found (", Span("models/evaluator.json", "code"),
+                       " is missing or unreadable): the domain feature space cannot be vouched for."])]
+    kind, metric = str(evaluator["kind"]), str(evaluator["quality_metric"])
+    text = (f"The grid was scored in the features of {EVALUATOR_NAMES.get(kind, kind)} fitted on the training split "
+            f"({evaluator['kind_reason']}). Quality: {QUALITY_NAMES.get(metric, metric)} {fmt(evaluator['quality'], 3)} "
+            f"(chance {fmt(evaluator['quality_chance'], 3)}")
+    if finite(evaluator.get("quality_at_init")) is not None:
+        text += f"; the same network at its random initialisation: {fmt(evaluator['quality_at_init'], 3)}"
+    text += ")."
+    if finite(evaluator.get("knn_accuracy")) is not None:
+        text += (f" With the dataset's labels, a 20-NN classifier on its features reaches "
+                 f"{fmt(evaluator['knn_accuracy'], 3)} test accuracy (chance {fmt(evaluator['knn_chance'], 3)}, "
+                 f"random initialisation {fmt(evaluator['knn_accuracy_at_init'], 3)}).")
+    if evaluator["weak"]:
+        return [Alert(f"{text} Weak evaluator: {evaluator['weak_reason']}. FID, KID, precision/recall and NDB in "
+                      "its feature space are unreliable.")]
     return [Paragraph(text)]
 
 
@@ -163,10 +213,10 @@ def build_document(
     summary: Mapping[str, Any],
     cells: Sequence[Mapping[str, Any]],
     *,
-    evaluator_accuracy: float | None,
-    min_accuracy: float,
+    evaluator: Mapping[str, Any] | None,
     sample_grids: Mapping[str, tuple[str, int]],
     noise_floor: Mapping[str, Any] | None = None,
+    feature_check: Mapping[str, Any] | None = None,
     notes: Sequence[str] = (),
     extra: Sequence[Block] = (),
 ) -> list[Block]:
@@ -174,7 +224,8 @@ def build_document(
     coverage, FID over training, figures, samples, excluded cells, per-cell tables and notes.
 
     ``sample_grids`` maps a variant to its sample grid's path (relative to the report) and the seed it shows;
-    ``noise_floor`` is the noise-floor file as :func:`~pipeline.reporting.inputs.read_noise_floor` returns it;
+    ``noise_floor`` is the noise-floor file as :func:`~pipeline.reporting.inputs.read_noise_floor` returns it,
+    ``feature_check`` the feature-space check file, ``evaluator`` what models/evaluator.json says;
     ``extra`` (e.g. the pruning study) follows the FID-over-training section.
     """
     space = feature_space(summary["feature_extractor"])
@@ -185,8 +236,8 @@ def build_document(
         Paragraph(
             f"Grid: {len(grid['variants'])} variants × {len(grid['seeds'])} seeds "
             f"({', '.join(map(str, grid['seeds']))}). Means and {percent(summary['confidence'])} confidence intervals "
-            "(Student's t) are over the seeds whose cell finished with status ok; "
-            "lower FID, KID and class KL are better, higher IS, precision, recall and class coverage are."
+            f"[low, high] are over the seeds whose cell finished with status ok: {_interval_note(summary)} "
+            "Lower FID, KID, class KL and NDB are better, higher IS, precision, recall and class coverage are."
         ),
     ]
     if summary["feature_extractor"] == "mixed":
@@ -197,10 +248,11 @@ def build_document(
     blocks += sections.noise_floor(summary, cells, noise_floor)
     blocks += sections.other_spaces(summary)
     blocks.append(Heading("Evaluator"))
-    uses_domain = "domain-classifier" in summary.get("feature_extractors", [])
-    blocks += _evaluator_blocks(evaluator_accuracy, min_accuracy=min_accuracy, uses_domain=uses_domain)
+    blocks += _evaluator_blocks(evaluator)
+    blocks += sections.feature_check(feature_check)
     blocks += sections.mode_coverage(summary, cells)
     blocks += sections.fid_over_training(summary, cells)
+    blocks += sections.equal_compute(summary)
     blocks += list(extra)
     blocks += [
         Heading("Figures"),
@@ -227,4 +279,4 @@ def build_document(
     all_notes: list[Inline] = [*notes, *sections.missing_notes(cells)]
     if all_notes:
         blocks += [Heading("Notes"), BulletList(all_notes)]
-    return blocks
+    return [*blocks, *sections.pairwise_appendix(summary)]

@@ -63,8 +63,9 @@ def fid_png(summary: Mapping[str, Any], fid_values: Mapping[str, Sequence[float]
     axes = figure.add_subplot()
     stats = [summary["variants"][name]["fid"] for name in ranking]
     means = np.array([s["mean"] for s in stats])
-    low = np.array([s["mean"] - s["ci_low"] if s["ci_low"] is not None else 0.0 for s in stats])
-    high = np.array([s["ci_high"] - s["mean"] if s["ci_high"] is not None else 0.0 for s in stats])
+    # error-bar lengths; a log-t interval is around the geometric mean, so clamp in case it misses the arithmetic one
+    low = np.array([max(0.0, s["mean"] - s["ci_low"]) if s["ci_low"] is not None else 0.0 for s in stats])
+    high = np.array([max(0.0, s["ci_high"] - s["mean"]) if s["ci_high"] is not None else 0.0 for s in stats])
     positions = np.arange(len(ranking))
     axes.barh(positions, means, xerr=np.vstack([low, high]), color="#4c72b0", alpha=0.8, capsize=4, ecolor="#222")
     for position, name in zip(positions, ranking):
@@ -217,3 +218,77 @@ def fid_curve_csv(curve: FidCurve) -> str:
     """One cell's FID curve as ``step,train_seconds,fid`` (DVC line plot data); undefined values are ``nan``."""
     rows = [[int(step), float(time), float(fid)] for step, time, fid in zip(curve.steps, curve.seconds, curve.fid)]
     return csv_text(["step", "train_seconds", "fid"], rows)
+
+
+def feature_check_png(check: Mapping[str, Any] | None, *, labels: Mapping[str, str]) -> bytes:
+    """One panel per disturbance: FID against its level, one line per feature space (``labels``: readable names),
+    a red marker where FID fails to rise."""
+    if check is None or not check.get("feature_spaces"):
+        return placeholder_png("no feature-space check (metrics/feature-check.json)")
+    spaces = check["feature_spaces"]
+    names = list(next(iter(spaces.values()))["disturbances"])
+    figure = Figure(figsize=(3.2 * len(names), 3.4), layout="constrained")
+    panels = np.atleast_1d(figure.subplots(1, len(names)))
+    for axes, name in zip(panels, names):
+        for colour, (space, result) in enumerate(spaces.items()):
+            entry = result["disturbances"][name]
+            levels, fids = np.asarray(entry["levels"], float), np.asarray(entry["fid"], float)
+            axes.plot(levels, fids, marker="o", color=f"C{colour}", label=labels.get(space, space))
+            drops = np.flatnonzero(np.diff(fids) <= 0) + 1
+            axes.scatter(levels[drops], fids[drops], color="red", marker="x", s=60, zorder=3)
+        axes.set_title(name)
+        axes.set_xlabel(entry["unit"])
+        axes.set_ylabel("FID vs clean test split")
+        axes.grid(alpha=0.3)
+    panels[0].legend(fontsize=7)
+    figure.suptitle("Feature-space check: FID must rise with every level (red ×: it does not)")
+    return to_png(figure)
+
+
+def pairwise_png(summary: Mapping[str, Any]) -> bytes:
+    """Heatmap of P(FID of a row seed < FID of a column seed) for every ordered pair of ranked variants, best
+    first; * marks pairs significant after Holm's correction."""
+    ranking = list(summary["ranking"])
+    if len(ranking) < 2:
+        return placeholder_png("fewer than two ranked variants")
+    index = {name: i for i, name in enumerate(ranking)}
+    matrix = np.full((len(ranking), len(ranking)), np.nan)  # (V, V)
+    marks = np.zeros_like(matrix, dtype=bool)
+    for pair in summary["pairwise"]:
+        i, j = index[pair["a"]], index[pair["b"]]
+        matrix[i, j], matrix[j, i] = pair["prob_improvement"], 1 - pair["prob_improvement"]
+        marks[i, j] = marks[j, i] = bool(pair["significant"])
+    size = 1.6 + 0.6 * len(ranking)
+    figure = Figure(figsize=(size + 1.5, size), layout="constrained")
+    axes = figure.add_subplot()
+    image = axes.imshow(matrix, cmap="RdBu", vmin=0.0, vmax=1.0)
+    for (row, col), value in np.ndenumerate(matrix):
+        if np.isfinite(value):
+            axes.text(col, row, f"{value:.2f}{'*' if marks[row, col] else ''}", ha="center", va="center", fontsize=8,
+                      color="white" if abs(value - 0.5) > 0.35 else "black")
+    axes.set_xticks(np.arange(len(ranking)), ranking, rotation=45, ha="right")
+    axes.set_yticks(np.arange(len(ranking)), ranking)
+    axes.set_xlabel("column variant")
+    axes.set_ylabel("row variant")
+    axes.set_title("P(row FID < column FID) over seed pairs (* significant, Holm)")
+    figure.colorbar(image, ax=axes, label="probability of improvement")
+    return to_png(figure)
+
+
+def equal_compute_png(data: Mapping[str, Any] | None) -> bytes:
+    """Mean snapshot FID of each variant against the budget: training time (left) and generator steps (right)."""
+    if not data:
+        return placeholder_png("no FID curves in the metrics")
+    axes_data = [(axis, data[axis]) for axis in ("seconds", "steps") if data.get(axis)]
+    figure = Figure(figsize=(6.0 * len(axes_data), 3.8), layout="constrained")
+    panels = np.atleast_1d(figure.subplots(1, len(axes_data)))
+    for axes, (axis, entry) in zip(panels, axes_data):
+        for colour, (variant, fids) in enumerate(entry["fid"].items()):
+            values = np.array([np.nan if v is None else v for v in fids], dtype=float)
+            axes.plot(entry["budgets"], values, marker="o", color=f"C{colour}", label=variant)
+        axes.set_xlabel("training wall time (s)" if axis == "seconds" else "generator steps")
+        axes.set_ylabel("mean snapshot FID")
+        axes.grid(alpha=0.3)
+    panels[-1].legend(fontsize=7, loc="upper right")
+    figure.suptitle("FID at equal compute (lower is better)")
+    return to_png(figure)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.reporting.stats import finite, half_width
+from pipeline.reporting.stats import finite
 
-FEATURE_SPACES = {"domain-classifier": "domain classifier", "inception-v3-compat": "Inception-v3"}
+FEATURE_SPACES = {"domain-classifier": "domain classifier", "domain-contrastive": "contrastive encoder",
+                  "inception-v3-compat": "Inception-v3"}
 DASH = "—"
 
 
@@ -43,20 +44,23 @@ def fmt_seconds(value: Any) -> str:
 
 
 def fmt_stat(stat: Mapping[str, Any], digits: int = 2) -> str:
-    """``mean ± CI half-width``, or ``mean (n=1)`` when there is a single seed; a dash without values."""
+    """``mean [CI low, CI high]``, or ``mean (n=1)`` when there is a single seed; a dash without values."""
     if stat["mean"] is None:
         return DASH
-    hw = half_width(stat)
     mean = fmt(stat["mean"], digits)
-    return f"{mean} ± {fmt(hw, digits)}" if hw is not None else f"{mean} (n=1)"
+    if stat.get("ci_low") is None:
+        return f"{mean} (n=1)"
+    return f"{mean} [{fmt(stat['ci_low'], digits)}, {fmt(stat['ci_high'], digits)}]"
 
 
 def fmt_seconds_stat(stat: Mapping[str, Any]) -> str:
-    """A duration's ``mean ± CI half-width`` (each in s, min or h), or ``mean (n=1)``; a dash without values."""
+    """A duration's ``mean [CI low, CI high]`` (each in s, min or h), or ``mean (n=1)``; a dash without values."""
     if stat["mean"] is None:
         return DASH
-    hw, mean = half_width(stat), fmt_seconds(stat["mean"])
-    return f"{mean} ± {fmt_seconds(hw)}" if hw is not None else f"{mean} (n=1)"
+    mean = fmt_seconds(stat["mean"])
+    if stat.get("ci_low") is None:
+        return f"{mean} (n=1)"
+    return f"{mean} [{fmt_seconds(stat['ci_low'])}, {fmt_seconds(stat['ci_high'])}]"
 
 
 def percent(confidence: float) -> str:

@@ -99,13 +99,20 @@ def read_losses(path: Path) -> LossLog | None:
     return LossLog(steps=table[:, step_index], columns=columns)
 
 
-def read_evaluator_accuracy(path: Path) -> float | None:
-    """The evaluator's ``test_accuracy``, None when the file is missing or holds none."""
+EVALUATOR_KEYS = ("kind", "kind_reason", "quality_metric", "quality", "quality_chance", "quality_at_init", "weak",
+                  "weak_reason", "test_accuracy", "min_accuracy", "knn_accuracy", "knn_chance", "knn_accuracy_at_init")
+
+
+def read_evaluator(path: Path) -> dict[str, Any] | None:
+    """What ``models/evaluator.json`` says of the evaluator (kind, why, quality figure, weak or not); None when the
+    file is missing, unreadable or does not name its kind."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    return finite(data.get("test_accuracy")) if isinstance(data, dict) else None
+    if not isinstance(data, dict) or data.get("kind") is None:
+        return None
+    return {key: data.get(key) for key in EVALUATOR_KEYS}
 
 
 def is_png(path: Path) -> bool:
@@ -160,3 +167,15 @@ def read_noise_floor(path: Path) -> dict[str, Any] | None:
         return None
     meta = {key: data.get(key) for key in ("reference", "subset_split", "num_samples", "repeats")}
     return {**meta, "feature_spaces": kept}
+
+
+def read_feature_check(path: Path) -> dict[str, Any] | None:
+    """``metrics/feature-check.json`` (FID per disturbance level per feature space); None when missing or
+    unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("feature_spaces"), dict):
+        return None
+    return data

@@ -23,6 +23,9 @@ from pipeline.reporting.summary import KL_THRESHOLD, class_shares, display_order
 
 CLASS_FIGURE = "figures/class-coverage.png"
 CURVE_FIGURE = "figures/fid-curves.png"
+FEATURE_CHECK_FIGURE = "figures/feature-check.png"
+PAIRWISE_FIGURE = "figures/pairwise.png"
+EQUAL_COMPUTE_FIGURE = "figures/equal-compute.png"
 OPTIONAL_KEYS = {  # what the report says is missing -> the keys an ok cell needs for it
     "precision and recall": ("precision", "recall"),
     "bootstrap FID interval": ("fid_ci_low", "fid_ci_high"),
@@ -39,27 +42,53 @@ def _yes_no(entry: Mapping[str, Any]) -> str:
 
 
 def significance(summary: Mapping[str, Any]) -> list[Block]:
-    """Every pair of ranked variants: FID difference, Welch's p-value and its Holm-adjusted value."""
+    """How many pairs differ, the matrix figure of the probability of improvement, and the significant pairs."""
     blocks: list[Block] = [Heading("Is the difference real?")]
     pairs = summary["pairwise"]
     if not pairs:
         return [*blocks, Paragraph("Fewer than two variants have ok cells: there is nothing to compare.")]
     alpha = pairs[0]["alpha"]
     tested = [p for p in pairs if p["p_adjusted"] is not None]
+    significant = [p for p in pairs if p["significant"]]
     blocks.append(Paragraph(
         f"Each pair of ranked variants is compared with Welch's two-sided t-test over the FIDs "
         f"({feature_space(summary['feature_extractor'])}) of their ok seeds; the p-values are adjusted with the "
         f"Holm–Bonferroni correction over the {len(tested)} pair{'s' * (len(tested) != 1)} with a defined test, and "
         f"a difference is significant when the adjusted p < α = {alpha:g} (1 − report.confidence). "
-        f"{sum(bool(p['significant']) for p in pairs)} of {len(pairs)} pairs differ significantly."
+        f"{len(significant)} of {len(pairs)} pairs differ significantly. The figure shows, for each pair, the "
+        "probability that a seed of the row variant scores a lower FID than a seed of the column variant (P of "
+        "improvement; * marks a significant pair); every pair's numbers are in the appendix and in "
+        "reports/metrics.json (pairwise)."
     ))  # fmt: skip
+    blocks.append(Image(PAIRWISE_FIGURE, "Probability of improvement between every pair of variants",
+                        "P(FID of a row seed < FID of a column seed); * significant after Holm's correction."))
+    if significant:
+        rows = [[f"{p['a']} < {p['b']}", f"{p['mean_difference']:+,.2f}", _poi(p), fmt(p["hedges_g"]),
+                 fmt_p(p["p_adjusted"])] for p in significant]
+        header = ["Significant pair (better < worse)", "Δ FID", "P of improvement [CI]", "Hedges' g", "p (Holm)"]
+        blocks.append(Table(header, rows, align="lrrrr"))
+    return blocks
+
+
+def _poi(entry: Mapping[str, Any]) -> str:
+    ci = entry.get("prob_improvement_ci")
+    interval = f" [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else ""
+    return f"{fmt(entry['prob_improvement'])}{interval}"
+
+
+def pairwise_appendix(summary: Mapping[str, Any]) -> list[Block]:
+    """The table of every pair: difference, seeds, P of improvement, Hedges' g, Welch's and Holm's p."""
+    pairs = summary["pairwise"]
+    if not pairs:
+        return []
     rows = [
-        [f"{p['a']} vs {p['b']}", f"{p['mean_difference']:+,.2f}", f"{p['n_a']} / {p['n_b']}", fmt_p(p["p_value"]),
-         fmt_p(p["p_adjusted"]), _yes_no(p)]
+        [f"{p['a']} vs {p['b']}", f"{p['mean_difference']:+,.2f}", f"{p['n_a']} / {p['n_b']}", _poi(p),
+         fmt(p["hedges_g"]), fmt_p(p["p_value"]), fmt_p(p["p_adjusted"]), _yes_no(p)]
         for p in pairs
     ]  # fmt: skip
-    header = ["Pair (a vs b)", "Δ FID (b − a)", "Seeds (a / b)", "p (Welch)", "p (Holm-adjusted)", "Significant"]
-    return [*blocks, Table(header, rows, align="lrrrrl")]
+    header = ["Pair (a vs b)", "Δ FID (b − a)", "Seeds (a / b)", "P(FID a < FID b) [CI]", "Hedges' g", "p (Welch)",
+              "p (Holm-adjusted)", "Significant"]
+    return [Heading("Appendix: every pair of variants"), Table(header, rows, align="lrrrrrrl")]
 
 
 def space_fid(summary: Mapping[str, Any], variant: str, extractor: str) -> Mapping[str, Any] | None:
@@ -146,12 +175,31 @@ def other_spaces(summary: Mapping[str, Any]) -> list[Block]:
     return blocks
 
 
+def _ndb_blocks(summary: Mapping[str, Any]) -> list[Block]:
+    """NDB per variant: label-free mode coverage, for every evaluator."""
+    rows = [[name, fmt_stat(entry["ndb"], 1), fmt(entry["ndb_bins"], 0), fmt_stat(entry["ndb_share"], 3),
+             fmt_stat(entry["ndb_js"], 4)]
+            for name in display_order(summary) if finite((entry := summary["variants"][name])["ndb"]["mean"]) is not None]
+    if not rows:
+        return [Paragraph("No ok cell has NDB (ndb), so label-free mode coverage cannot be shown.")]
+    return [
+        Paragraph("NDB (Richardson & Weiss 2018): the reference features are clustered into K k-means bins; a bin "
+                  "differs when a two-proportion z-test at α = 0.05 rejects equal generated and real shares. A "
+                  "generator that drops modes empties their bins, so NDB grows with the modes dropped; real data "
+                  "against real data leaves about α × K bins differing by chance. JS: Jensen–Shannon divergence of "
+                  "the two bin histograms (nats)."),
+        Table(["Variant", "NDB (bins differing)", "Bins K", "NDB / K", "JS (nats)"], rows, align="lrrrr"),
+    ]
+
+
 def mode_coverage(summary: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) -> list[Block]:
-    """The class-share figure and which variants look mode-collapsed."""
+    """The class-share figure, which variants look mode-collapsed, and NDB."""
     blocks: list[Block] = [Heading("Mode coverage")]
     if class_shares(cells) is None:
-        return [*blocks, Paragraph("No ok cell has class-coverage diagnostics (class_histogram), so mode coverage "
-                                   "cannot be checked.")]  # fmt: skip
+        why = "; ".join(sorted({r for m, r in _reasons(summary).items() if m in ("classes_covered", "class_kl")}))
+        blocks.append(Paragraph(f"Class coverage is not applicable: {why}." if why else "No ok cell has class-coverage "
+                                "diagnostics (class_histogram), so class coverage cannot be checked."))
+        return [*blocks, *_ndb_blocks(summary)]
     blocks += [
         Paragraph(
             "The domain classifier labels every generated image. Classes covered: classes the evaluate stage found "
@@ -173,6 +221,36 @@ def mode_coverage(summary: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]
     else:
         blocks.append(Paragraph(f"No variant shows signs of mode collapse: each covers every class and has class KL "
                                 f"≤ {KL_THRESHOLD:g} nats."))  # fmt: skip
+    return [*blocks, *_ndb_blocks(summary)]
+
+
+def _reasons(summary: Mapping[str, Any]) -> dict[str, str]:
+    return {m: r for entry in summary["variants"].values() for m, r in entry.get("not_applicable", {}).items()}
+
+
+def feature_check(check: Mapping[str, Any] | None) -> list[Block]:
+    """The sanity ladder: FID of disturbed real images per level, and an alert for every non-monotone disturbance."""
+    blocks: list[Block] = [Heading("Feature-space check", 3)]
+    if check is None:
+        return [*blocks, Paragraph(["No feature-space check (", Span("metrics/feature-check.json", "code"), "): run ",
+                                    Span("python -m stages feature-check", "code"), " to see whether FID in this space "
+                                    "rises with noise, blur, salt-and-pepper and dropped modes."])]
+    blocks += [
+        Paragraph(f"FID of {fmt(check.get('num_samples'), 0)} real training images against the test split, disturbed "
+                  "at growing levels (level 0: undisturbed); modes for mode dropping are "
+                  f"{check.get('modes', 'the classes')}. A feature space that ranks models by a defect must give a "
+                  "higher FID at every higher level of it (Heusel et al. 2017, Fig. 2)."),
+        Image(FEATURE_CHECK_FIGURE, "FID against disturbance level per feature space",
+              "FID of disturbed real images against the clean test split: one panel per disturbance."),
+    ]
+    failed = [f"{feature_space(space)}: {name} (FID {', '.join(fmt(v) for v in entry['fid'])})"
+              for space, result in check["feature_spaces"].items()
+              for name, entry in result["disturbances"].items() if not entry["monotone"]]
+    if failed:
+        blocks.append(Alert(f"FID is not monotone in the disturbance level — this feature space cannot rank models "
+                            f"by that defect: {'; '.join(failed)}."))
+    else:
+        blocks.append(Paragraph("FID rises with every level of every disturbance in every feature space."))
     return blocks
 
 
@@ -237,3 +315,32 @@ def missing_notes(cells: Sequence[Mapping[str, Any]]) -> list[str]:
 def _or(items: Sequence[str]) -> str:
     """``a, b or c``."""
     return f"{', '.join(items[:-1])} or {items[-1]}" if len(items) > 1 else items[0]
+
+
+def equal_compute(summary: Mapping[str, Any]) -> list[Block]:
+    """FID at equal training time and at equal generator steps, and whether the ranking changes with the budget."""
+    data = summary.get("equal_compute")
+    blocks: list[Block] = [Heading("Ranking at equal compute", 3)]
+    if not data:
+        return [*blocks, Paragraph("No FID curves, so the variants cannot be compared at equal budgets.")]
+    samples = "/".join(str(n) for n in data["curve_num_samples"]) or "?"
+    blocks.append(Paragraph(
+        "Variants cost different time per step, so the ranking after the same number of steps need not be the "
+        "ranking after the same training time (Lucic et al. 2018). Mean FID over seeds of the last training "
+        f"snapshot within each budget ({samples} samples per snapshot, so compare these with each other, not with "
+        "the final FIDs above); — where a seed has no snapshot within the budget."))
+    blocks.append(Image(EQUAL_COMPUTE_FIGURE, "FID at equal training time and at equal generator steps",
+                        "Mean snapshot FID within each budget: training wall time (left), generator steps (right)."))
+    for axis, label, render in (("seconds", "training time", fmt_seconds), ("steps", "generator steps",
+                                                                             lambda v: fmt(v, 0))):
+        entry = data.get(axis)
+        if not entry:
+            continue
+        header = ["Variant", *(f"FID at {render(b)}" for b in entry["budgets"])]
+        rows = [[v, *(fmt(x) for x in entry["fid"][v])] for v in display_order(summary) if v in entry["fid"]]
+        rows.append(["Ranking", *(", ".join(r) or DASH for r in entry["rankings"])])
+        blocks += [Paragraph(f"At equal {label} (budgets: a quarter, half and all of the "
+                             f"{'cheapest variant, ' + entry['cheapest'] + ', ' if axis == 'seconds' else 'shortest run'}"
+                             f"{'s training time' if axis == 'seconds' else ''}):"),
+                   Table(header, rows, align="l" + "r" * len(entry["budgets"]))]
+    return blocks

@@ -16,10 +16,11 @@ import numpy as np
 from pipeline.reporting.stats import PAIRWISE_METHOD, STATUSES, compare, describe, finite, pairwise
 
 SUMMARY_METRICS = (
-    "fid", "isc_mean", "kid_mean", "precision", "recall", "classes_covered", "class_kl",
+    "fid", "isc_mean", "kid_mean", "precision", "recall", "classes_covered", "class_kl", "ndb", "ndb_share", "ndb_js",
     "time_to_within_10pct", "steps_to_within_10pct", "train_seconds", "images_per_second",
 )  # fmt: skip
 SPACE_METRICS = ("fid", "isc_mean", "kid_mean", "precision", "recall")
+SIGNED = frozenset({"kid_mean"})  # the unbiased KID estimate can be negative; every other metric cannot
 FID = "fid"
 KL_THRESHOLD = 0.1  # nats of KL(p_generated ‖ p_real) above which a variant is flagged as possibly mode-collapsed
 
@@ -42,7 +43,8 @@ def _feature_spaces(group: Sequence[Mapping[str, Any]], *, confidence: float) ->
     def values(name: str, metric: str) -> list[float]:
         return [v for c in ok if (v := finite(spaces_of(c).get(name, {}).get(metric))) is not None]
 
-    return {name: {m: describe(values(name, m), confidence=confidence) for m in SPACE_METRICS} for name in names}
+    return {name: {m: describe(values(name, m), confidence=confidence, nonnegative=m not in SIGNED)
+                   for m in SPACE_METRICS} for name in names}
 
 
 def _mode_collapse(entry: Mapping[str, Any]) -> bool | None:
@@ -54,7 +56,9 @@ def _mode_collapse(entry: Mapping[str, Any]) -> bool | None:
 
 
 def _variant(name: str, group: Sequence[Mapping[str, Any]], *, confidence: float) -> dict[str, Any]:
-    entry: dict[str, Any] = {m: describe(ok_values(group, m), confidence=confidence) for m in SUMMARY_METRICS}
+    entry: dict[str, Any] = {m: describe(ok_values(group, m), confidence=confidence, nonnegative=m not in SIGNED)
+                             for m in SUMMARY_METRICS}
+    entry["seeds"] = [int(c["seed"]) for c in group if c.get("status") == "ok" and finite(c.get(FID)) is not None]
     entry["cells"] = {status: sum(c.get("status") == status for c in group) for status in STATUSES}
     entry["excluded"] = {
         f"{name}-{c['seed']}": {"status": c.get("status"), "reason": c.get("reason") or "no reason recorded"}
@@ -63,9 +67,18 @@ def _variant(name: str, group: Sequence[Mapping[str, Any]], *, confidence: float
     }
     classes = ok_values(group, "num_classes")
     entry["num_classes"] = int(max(classes)) if classes else None
+    bins = ok_values(group, "ndb_bins")
+    entry["ndb_bins"] = int(max(bins)) if bins else None
     entry["possible_mode_collapse"] = _mode_collapse(entry)
     entry["feature_spaces"] = _feature_spaces(group, confidence=confidence)
+    entry["not_applicable"] = not_applicable(group)
     return entry
+
+
+def not_applicable(cells: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Metric -> why it does not apply, for the null metrics of the ok cells that carry a ``<metric>_reason``."""
+    return {metric: str(cell[f"{metric}_reason"]) for cell in cells if cell.get("status") == "ok"
+            for metric in SUMMARY_METRICS if cell.get(metric) is None and cell.get(f"{metric}_reason")}
 
 
 def summarize(

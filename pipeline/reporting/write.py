@@ -8,6 +8,9 @@ Outputs (relative to ``root``)::
     reports/figures/losses.png        training-loss curves, one subplot per variant
     reports/figures/class-coverage.png  generated vs real class shares per variant (mode coverage)
     reports/figures/fid-curves.png    FID of the training snapshots against step and training time
+    reports/figures/feature-check.png  FID of disturbed real images per level (the feature-space check)
+    reports/figures/pairwise.png      probability of improvement between every pair of ranked variants
+    reports/figures/equal-compute.png  FID at equal training time and at equal generator steps
     reports/figures/samples-<v>.png   the final sample grid of each variant's first ok seed
     reports/figures/fid-vs-sparsity.png  the pruning study (when metrics/prune-*.json exist)
     reports/plots/fid.csv             DVC bar plot data: variant,fid_mean,ci_low,ci_high,n
@@ -29,16 +32,18 @@ from pipeline import layout
 from pipeline.config import Params
 from pipeline.io import atomic_write_bytes, atomic_write_json
 from pipeline.reporting import figures
+from pipeline.reporting.compute import equal_compute
 from pipeline.reporting.content import TITLE, build_document
 from pipeline.reporting.document import render_html, render_markdown
-from pipeline.reporting.formatting import feature_space
+from pipeline.reporting.formatting import FEATURE_SPACES, feature_space
 from pipeline.reporting.inputs import (
     FidCurve,
     LossLog,
     fid_curve,
     is_png,
     read_cells,
-    read_evaluator_accuracy,
+    read_evaluator,
+    read_feature_check,
     read_losses,
     read_noise_floor,
 )  # fmt: skip
@@ -49,7 +54,14 @@ from pipeline.reporting.pruning import (
     read_prune_results,
     summarize_pruning,
 )
-from pipeline.reporting.sections import CLASS_FIGURE, CURVE_FIGURE, curve_space
+from pipeline.reporting.sections import (
+    CLASS_FIGURE,
+    CURVE_FIGURE,
+    EQUAL_COMPUTE_FIGURE,
+    FEATURE_CHECK_FIGURE,
+    PAIRWISE_FIGURE,
+    curve_space,
+)
 from pipeline.reporting.summary import class_shares, display_order, ok_values, summarize
 
 FIGURES = "figures"
@@ -66,6 +78,14 @@ def _remove_stale(folder: Path, pattern: str, keep: Iterable[Path]) -> None:
             path.unlink(missing_ok=True)
 
 
+def _check_summary(check: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Per feature space, whether FID rose with every level of each disturbance (reports/metrics.json)."""
+    if check is None:
+        return None
+    return {space: {name: entry["monotone"] for name, entry in result["disturbances"].items()}
+            for space, result in check["feature_spaces"].items()}
+
+
 def write_report(params: Params, *, root: Path = Path(".")) -> dict[str, Any]:
     """Build the comparison report of the params' grid under ``root / reports``; returns the summary.
 
@@ -80,8 +100,10 @@ def write_report(params: Params, *, root: Path = Path(".")) -> dict[str, Any]:
     floor = read_noise_floor(root / layout.NOISE_FLOOR_PATH)
     noise_spaces = floor["feature_spaces"] if floor is not None else None
     summary = summarize(cells, confidence=params.report.confidence, noise_floor=noise_spaces)
-    accuracy = read_evaluator_accuracy(root / layout.EVALUATOR_METRICS_PATH)
-    summary["evaluator"] = {"test_accuracy": accuracy, "min_accuracy": params.evaluator.min_accuracy}
+    evaluator = read_evaluator(root / layout.EVALUATOR_METRICS_PATH)
+    summary["evaluator"] = evaluator
+    check = read_feature_check(root / layout.FEATURE_CHECK_PATH)
+    summary["feature_check"] = _check_summary(check)
     files: dict[Path, bytes] = {}  # path relative to reports/ -> content
     notes: list[str] = []
 
@@ -123,6 +145,10 @@ def write_report(params: Params, *, root: Path = Path(".")) -> dict[str, Any]:
     files[Path(CLASS_FIGURE)] = figures.class_coverage_png(class_shares(cells), order=display_order(summary))
     files[Path(CURVE_FIGURE)] = figures.fid_curves_png(curves, diverged=diverged, label=curve_space(cells))
     files[Path(PLOTS, "fid.csv")] = figures.fid_plot_csv(summary).encode()
+    files[Path(FEATURE_CHECK_FIGURE)] = figures.feature_check_png(check, labels=FEATURE_SPACES)
+    files[Path(PAIRWISE_FIGURE)] = figures.pairwise_png(summary)
+    summary["equal_compute"] = equal_compute(cells)
+    files[Path(EQUAL_COMPUTE_FIGURE)] = figures.equal_compute_png(summary["equal_compute"])
     pruned = read_prune_results(params, root=root)
     if pruned:
         summary["pruning"] = summarize_pruning(pruned)
@@ -131,8 +157,8 @@ def write_report(params: Params, *, root: Path = Path(".")) -> dict[str, Any]:
     blocks = build_document(
         summary,
         cells,
-        evaluator_accuracy=accuracy,
-        min_accuracy=params.evaluator.min_accuracy,
+        evaluator=evaluator,
+        feature_check=check,
         sample_grids=sample_grids,
         noise_floor=floor,
         notes=notes,

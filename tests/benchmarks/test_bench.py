@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import layout
-from pipeline.evaluation.classifier import DomainClassifier, save_evaluator
+from pipeline.evaluation.classifier import DomainClassifier
+from pipeline.evaluation.evaluator import save_evaluator
 from tests.conftest import REPO, tiny_params, write_params, write_prepared
 
 
@@ -53,5 +54,7 @@ def test_bench_writes_every_measurement(tmp_path: Path) -> None:
     assert results["evaluation"]["num_samples"] == 64 and results["evaluation"]["seconds"] > 0
     assert 0 < results["memory"]["peak_rss_gib"] < 64
     assert results["noop_repro"]["seconds"] is None and "dvc status" in results["noop_repro"]["skipped"]
-    assert "| train throughput vs bare loop |" in result.stdout
+    fit = results["contrastive_fit"]
+    assert fit["num_train"] == 128 and fit["resolution"] == 8 and fit["seconds"] > 0 and fit["steps"] >= 1
+    assert "| train throughput vs bare loop |" in result.stdout and "| fit contrastive evaluator (128 images" in result.stdout
     assert not (project / "runs").exists() and not (project / "mlflow.db").exists()  # the project is untouched

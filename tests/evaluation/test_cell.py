@@ -14,7 +14,8 @@ from pipeline import layout
 from pipeline.config import parse_params
 from pipeline.data import load_prepared
 from pipeline.evaluation.cell import evaluate_cell
-from pipeline.evaluation.classifier import DomainClassifier, fit_classifier, save_evaluator
+from pipeline.evaluation.classifier import DomainClassifier, fit_classifier
+from pipeline.evaluation.evaluator import save_evaluator
 from pipeline.io import atomic_write_json
 from pipeline.training.loop import train_cell
 from tests.conftest import tiny_params, write_prepared

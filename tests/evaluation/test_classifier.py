@@ -10,15 +10,8 @@ import torch
 
 from pipeline.config import EvaluatorConfig
 from pipeline.errors import DataError, InputError
-from pipeline.evaluation.classifier import (
-    FORMAT_VERSION,
-    DomainClassifier,
-    fit_classifier,
-    load_evaluator,
-    save_evaluator,
-    to_unit_range,
-    weights_hash,
-)
+from pipeline.evaluation.classifier import DomainClassifier, fit_classifier, to_unit_range
+from pipeline.evaluation.evaluator import FORMAT_VERSION, load_evaluator, save_evaluator, weights_hash
 
 TINY = EvaluatorConfig(width=8, feature_dim=8, epochs=8, batch_size=32, lr=1e-2, seed=0)
 
@@ -103,11 +96,13 @@ def test_save_load_round_trip(tmp_path: Path, fitted: tuple[DomainClassifier, di
     plain = {"test_accuracy": metrics["test_accuracy"], "epochs": 8}
     save_evaluator(path, model, metrics=plain, data_fingerprint="abc")
     raw = torch.load(path, weights_only=True)
-    assert set(raw) == {"format_version", "arch", "state_dict", "metrics", "data_fingerprint"}
+    assert set(raw) == {"format_version", "kind", "arch", "state_dict", "metrics", "data_fingerprint"}
+    assert raw["kind"] == "classifier"
     assert raw["format_version"] == FORMAT_VERSION and raw["arch"] == model.arch()
 
     loaded, info = load_evaluator(path)
-    assert info == {"format_version": FORMAT_VERSION, "arch": model.arch(), "metrics": plain, "data_fingerprint": "abc"}
+    assert info == {"format_version": FORMAT_VERSION, "kind": "classifier", "arch": model.arch(), "metrics": plain,
+                    "data_fingerprint": "abc"}
     assert not loaded.training
     x = to_unit_range(separable(8, seed=2)[0])
     torch.testing.assert_close(loaded(x), model(x))
@@ -142,7 +137,13 @@ def test_load_errors_tell_the_user_to_fit_the_evaluator(tmp_path: Path) -> None:
         load_evaluator(old)
 
     mismatched = tmp_path / "mismatched.pt"
-    torch.save({"format_version": FORMAT_VERSION, "arch": {**model.arch(), "width": 8},
+    torch.save({"format_version": FORMAT_VERSION, "kind": "classifier", "arch": {**model.arch(), "width": 8},
                 "state_dict": model.state_dict()}, mismatched)
     with pytest.raises(InputError, match="do not match"):
         load_evaluator(mismatched)
+
+    unknown = tmp_path / "unknown.pt"
+    torch.save({"format_version": FORMAT_VERSION, "kind": "oracle", "arch": model.arch(),
+                "state_dict": model.state_dict()}, unknown)
+    with pytest.raises(InputError, match="unknown evaluator kind 'oracle'.*classifier, contrastive"):
+        load_evaluator(unknown)

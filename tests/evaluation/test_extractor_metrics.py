@@ -12,7 +12,8 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 from pipeline.config import EvaluateConfig
 from pipeline.errors import InputError
 from pipeline.evaluation import features as features_module
-from pipeline.evaluation.classifier import DomainClassifier, fit_classifier, save_evaluator, to_unit_range
+from pipeline.evaluation.classifier import DomainClassifier, fit_classifier, to_unit_range
+from pipeline.evaluation.evaluator import save_evaluator
 from pipeline.evaluation.extractor import (
     EXTRACTOR_NAME,
     DomainFeatureExtractor,

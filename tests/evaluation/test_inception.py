@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from pipeline import layout
 from pipeline.config import parse_params
-from pipeline.evaluation.classifier import DomainClassifier, save_evaluator
+from pipeline.evaluation.classifier import DomainClassifier
+from pipeline.evaluation.evaluator import save_evaluator
 from pipeline.training.loop import train_cell
 from stages.app import app
 from tests.conftest import tiny_params, write_params, write_prepared

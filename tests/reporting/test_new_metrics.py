@@ -59,7 +59,8 @@ def test_older_metrics_files_still_summarize_with_every_key() -> None:
     entry = old["variants"]["a"]
     assert entry["fid"]["mean"] == pytest.approx(11.0)
     for metric in set(SUMMARY_METRICS) - {"fid", "isc_mean", "kid_mean", "train_seconds", "images_per_second"}:
-        assert entry[metric] == {"mean": None, "std": None, "n": 0, "ci_low": None, "ci_high": None}, metric
+        assert entry[metric] == {"mean": None, "std": None, "n": 0, "ci_low": None, "ci_high": None,
+                                 "ci_method": None, "values": []}, metric
     assert entry["feature_spaces"] == {} and entry["num_classes"] is None and entry["possible_mode_collapse"] is None
     assert old["noise_floor"] is None and len(old["pairwise"]) == 1
     json.dumps(old, allow_nan=False)
@@ -150,18 +151,20 @@ def test_report_has_the_new_sections_and_figures(full: tuple[Path, dict[str, Any
     for name in ["class-coverage.png", "fid-curves.png"]:
         assert (root / "reports/figures" / name).read_bytes()[:8] == PNG, name
         assert f"(figures/{name})" in md and f'src="figures/{name}"' in (root / "reports/report.html").read_text()
-    for header in ["FID (domain classifier), mean ± 95% CI", "Precision (domain classifier)", "Classes covered",
+    for header in ["FID (domain classifier), mean \\[95% CI\\]", "Precision (domain classifier)", "Classes covered",
                    "Recall (domain classifier)", "KID (domain classifier)", "IS (domain classifier)", "Class KL (nats)",
                    "FID (Inception-v3)", "Precision (Inception-v3)", "FID 95% bootstrap CI"]:  # fmt: skip
         assert f"| {header} |" in md, header
     assert "Welch's two-sided t-test" in md and "Holm–Bonferroni" in md and "α = 0.05" in md
     assert "| hinge vs vae | +11.50 | 2 / 2 |" in md
     assert "| vae-1 | vae | 1 | ok | 44.00 | \\[43.00, 45.00\\] |" in md  # per-cell bootstrap interval
-    assert "| 3 | vae | 42.00 ± 25.41 |" in md and "| 4.0 / 4 | 0.010 ± 0.000 | 2/2 |" in md
+    # vae's FIDs 40 and 44: a t-interval on the logs, exp(mean log ± t(0.975, 1) sd(log) / √2) = [22.90, 76.86]
+    assert "| 3 | vae | 42.00 \\[22.90, 76.86\\] |" in md
+    assert "| 4.0 / 4 | 0.010 \\[0.010, 0.010\\] | 3.5 \\[0.6, 21.5\\] / 50 | 2/2 |" in md
     assert "| domain classifier | 0.80 ± 0.10 | 3 | gan | 20.00 (n=1) | 25× |" in md
     assert "the best FID (gan) is 25× the noise floor" in md
-    assert "| vae | 20 s ± 6 s | 20 ± 0 | 60 s | 2 |" in md  # time and steps to within 10% of final FID
-    assert "Domain classifier test accuracy" in md  # the evaluator check is still there
+    assert "| vae | 20 s \\[15 s, 28 s\\] | 20 \\[20, 20\\] | 60 s | 2 |" in md  # time/steps to within 10% of final
+    assert "The grid was scored in the features of a domain classifier" in md  # the evaluator check is still there
 
 
 def test_collapsed_class_histogram_is_flagged(full: tuple[Path, dict[str, Any], str]) -> None:

@@ -14,7 +14,7 @@ from tests.conftest import REPO, tiny_params, write_params, write_prepared
 from tests.test_config import HOSTILE, _edit
 
 runner = CliRunner()
-STAGES = ["prepare", "fit-evaluator", "train", "evaluate", "noise-floor", "prune", "report"]  # the DVC stages
+STAGES = ["prepare", "fit-evaluator", "train", "evaluate", "noise-floor", "feature-check", "prune", "report"]  # DVC stages
 
 
 def test_help_lists_every_stage() -> None:

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from pipeline import layout
 from pipeline.data import load_prepared
-from pipeline.evaluation.classifier import fit_classifier, save_evaluator
+from pipeline.evaluation.classifier import fit_classifier
+from pipeline.evaluation.evaluator import save_evaluator
 from pipeline.evaluation.features import FEATURE_SPACES, Features
 from pipeline.evaluation.metrics import fid_from_statistics, fid_statistics
 from stages.app import app

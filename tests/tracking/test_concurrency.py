@@ -19,7 +19,8 @@ from mlflow.tracking import MlflowClient
 from pipeline import layout
 from pipeline.config import parse_params
 from pipeline.evaluation.cell import evaluate_cell
-from pipeline.evaluation.classifier import DomainClassifier, save_evaluator
+from pipeline.evaluation.classifier import DomainClassifier
+from pipeline.evaluation.evaluator import save_evaluator
 from pipeline.teamserver import MlflowServer, free_port
 from pipeline.tracking import Outbox
 from tests.conftest import REPO, tiny_params, write_params, write_prepared

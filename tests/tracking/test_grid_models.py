@@ -16,7 +16,8 @@ from pipeline import layout
 from pipeline.config import parse_params
 from pipeline.errors import InputError
 from pipeline.evaluation.cell import evaluate_cell
-from pipeline.evaluation.classifier import DomainClassifier, save_evaluator
+from pipeline.evaluation.classifier import DomainClassifier
+from pipeline.evaluation.evaluator import save_evaluator
 from pipeline.tracking import experiment_id, grid_key, grid_run_id, tracking_uri
 from pipeline.training.loop import train_cell
 from stages.app import app
