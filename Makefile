@@ -8,7 +8,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: setup dataset postgres repro retrain test bench ui server lock help
+.PHONY: setup dataset postgres repro retrain test bench bench-evaluators ui server lock help
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -44,16 +44,19 @@ postgres:
 repro: setup  ## Run the whole grid: prepare → fit-evaluator → train → evaluate → report.
 	$(BIN)/dvc repro
 
-retrain: setup  ## Scheduled job: dvc repro, then the FID quality gate against the committed reports/metrics.json.
-	$(BIN)/dvc repro
+retrain: setup  ## Scheduled job: dvc repro (REPRO_ARGS=... passes flags), then the FID quality gate against the committed reports/metrics.json.
+	$(BIN)/dvc repro $(REPRO_ARGS)
 	$(BIN)/python -m stages gate $(RETRAIN_ARGS)
 
 test: setup  ## Run the test suite.
 	$(BIN)/python -m pytest
 
-bench: setup  ## Benchmark: train loop vs a bare PyTorch loop, evaluation, peak RSS, no-op repro (benchmarks/results.json).
+bench: setup  ## Benchmark: train loop vs a bare PyTorch loop, evaluation, peak RSS, no-op repro, contrastive evaluator fit (benchmarks/results.json).
 	$(BIN)/dvc repro prepare fit-evaluator
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+bench-evaluators: setup  ## After make repro: rank the grid in other evaluators' features (merged labels, labels dropped) (benchmarks/evaluators.json).
+	$(BIN)/python -m benchmarks.evaluators $(BENCH_ARGS)
 
 ui: setup  ## Open the MLflow UI on http://127.0.0.1:5000.
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --host 127.0.0.1 --port 5000

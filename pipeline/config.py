@@ -356,9 +356,11 @@ class RetrainConfig(StrictModel):
     """The quality gate of scheduled retraining (``make retrain`` → ``python -m stages gate``)."""
 
     fid_tolerance: float = Field(
-        0.1, ge=0, description="A variant fails the gate when its mean FID rose by more than this fraction over the "
-        "baseline's reports/metrics.json, or lost every ok cell."
+        0.1, ge=0, description="Smallest relative rise of a variant's mean FID over the baseline's "
+        "reports/metrics.json that fails the gate (when the seeds also say it is not noise)."
     )
+    alpha: float = Field(0.05, gt=0, lt=1, description="Level of the one-sided Welch test over seeds that a rise "
+                         "must pass to count as a regression.")
     baseline: str = Field("HEAD", min_length=1, description="Git revision holding the baseline reports/metrics.json.")
 
 

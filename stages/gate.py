@@ -1,25 +1,15 @@
-"""``gate``: the quality gate of scheduled retraining — this run's FIDs against the committed report's."""
+"""``gate``: the quality gate of scheduled retraining — this run's per-seed FIDs against the committed report's."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from stages.common import ParamsOption, dvc_executable, exits_on_bad_input, load
+from stages.common import ParamsOption, exits_on_bad_input, load
 
-METRICS = "reports/metrics.json"
-
-
-def _committed_best(rev: str) -> str | None:
-    shown = subprocess.run(["git", "show", f"{rev}:{METRICS}"], capture_output=True, text=True)
-    try:
-        return json.loads(shown.stdout).get("best_variant") if shown.returncode == 0 else None
-    except json.JSONDecodeError:
-        return None
+METRICS = Path("reports/metrics.json")
 
 
 @exits_on_bad_input
@@ -31,31 +21,16 @@ def main(
     ] = None,
     summary: Annotated[Path, typer.Option("--summary", help="Markdown summary to write.")] = Path("reports/retrain.md"),
 ) -> None:
-    """Compare reports/metrics.json with the committed one (`dvc metrics diff`), write a Markdown summary, and exit 1
-    when a variant's mean FID rose by more than the tolerance or it lost every ok cell."""
+    """Compare reports/metrics.json with the committed one, write a Markdown summary, and exit 1 when a variant
+    regressed beyond seed noise and the tolerance, or lost every ok cell."""
     cfg = load(params)
-    from pipeline.errors import InputError
-    from pipeline.gate import fid_changes, summary_markdown
+    from pipeline.gate import run_gate
     from pipeline.io import atomic_write_text
 
-    rev = rev or cfg.retrain.baseline
-    tolerance = cfg.retrain.fid_tolerance if tolerance is None else tolerance
-    if not Path(METRICS).exists():
-        raise InputError(f"{METRICS}: missing; run `dvc repro` first")
-    diff = subprocess.run([dvc_executable(), "metrics", "diff", "--all", "--json", rev, "--targets", METRICS],
-                          capture_output=True, text=True)
-    if diff.returncode != 0:
-        raise InputError(f"dvc metrics diff {rev}: {diff.stderr.strip()[-500:]}")
-    raw = json.loads(diff.stdout or "{}")
-    if METRICS not in raw:  # nothing committed at rev: every variant is new
-        current = json.loads(Path(METRICS).read_text())
-        raw = {METRICS: {f"variants.{v}.fid.mean": {"old": None, "new": s["fid"]["mean"]}
-                         for v, s in current["variants"].items()}}
-    changes = fid_changes(raw, metrics_file=METRICS, tolerance=tolerance, grid=list(cfg.grid.variants))
-    best_after = json.loads(Path(METRICS).read_text()).get("best_variant")
-    text = summary_markdown(changes, rev=rev, tolerance=tolerance, best_before=_committed_best(rev),
-                            best_after=best_after)
+    text, failed = run_gate(metrics=METRICS, rev=rev or cfg.retrain.baseline,
+                            tolerance=cfg.retrain.fid_tolerance if tolerance is None else tolerance,
+                            alpha=cfg.retrain.alpha, grid=list(cfg.grid.variants))
     atomic_write_text(summary, text)
     typer.echo(text)
-    if any(change.fails for change in changes):
+    if failed:
         raise typer.Exit(1)

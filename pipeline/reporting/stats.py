@@ -35,15 +35,16 @@ SMALL_N = 3  # at or below this many seeds an interval is wide because n is smal
 BOOTSTRAP_RESAMPLES = 9999
 
 
-def interval(data: np.ndarray, *, confidence: float, nonnegative: bool) -> tuple[float, float, str]:
+def interval(data: np.ndarray, *, confidence: float, nonnegative: bool, share: bool = False) -> tuple[float, float, str]:
     """A two-sided interval of the mean of ``data`` (n ≥ 2) and its method (a key of :data:`INTERVAL_METHODS`).
 
-    A quantity that cannot be negative (FID, IS, precision, times, ...) never gets a negative bound: with every
-    value positive, a t-interval on log values; with zeros among them, a percentile bootstrap of the mean.
+    A quantity that cannot be negative (FID, IS, times, ...) never gets a negative bound: with every value positive,
+    a t-interval on log values; with zeros among them, a percentile bootstrap of the mean. A share in [0, 1]
+    (precision, recall) always gets the bootstrap, which stays within the seeds' range.
     """
     n = data.size
     t = float(stats.t.ppf(0.5 + confidence / 2, df=n - 1))
-    if nonnegative and bool((data > 0).all()):
+    if nonnegative and not share and bool((data > 0).all()):
         logs = np.log(data)
         half = t * float(logs.std(ddof=1)) / math.sqrt(n)
         return math.exp(logs.mean() - half), math.exp(logs.mean() + half), "log-t"
@@ -59,7 +60,8 @@ def interval(data: np.ndarray, *, confidence: float, nonnegative: bool) -> tuple
     return float(data.mean()) - half, float(data.mean()) + half, "t"
 
 
-def describe(values: Sequence[float], *, confidence: float = 0.95, nonnegative: bool = True) -> dict[str, Any]:
+def describe(values: Sequence[float], *, confidence: float = 0.95, nonnegative: bool = True,
+             share: bool = False) -> dict[str, Any]:
     """Mean, sample std (ddof=1), n, the per-seed ``values`` and an interval of the mean at ``confidence``
     (:func:`interval`; ``ci_method`` names it).
 
@@ -73,7 +75,7 @@ def describe(values: Sequence[float], *, confidence: float = 0.95, nonnegative: 
         return result
     result["mean"] = float(data.mean())
     if n >= 2:
-        low, high, method = interval(data, confidence=confidence, nonnegative=nonnegative)
+        low, high, method = interval(data, confidence=confidence, nonnegative=nonnegative, share=share)
         result.update(std=float(data.std(ddof=1)), ci_low=low, ci_high=high, ci_method=method)
     return result
 

@@ -21,6 +21,7 @@ SUMMARY_METRICS = (
 )  # fmt: skip
 SPACE_METRICS = ("fid", "isc_mean", "kid_mean", "precision", "recall")
 SIGNED = frozenset({"kid_mean"})  # the unbiased KID estimate can be negative; every other metric cannot
+SHARES = frozenset({"precision", "recall", "ndb_share"})  # bounded by 1 as well
 FID = "fid"
 KL_THRESHOLD = 0.1  # nats of KL(p_generated ‖ p_real) above which a variant is flagged as possibly mode-collapsed
 
@@ -43,7 +44,8 @@ def _feature_spaces(group: Sequence[Mapping[str, Any]], *, confidence: float) ->
     def values(name: str, metric: str) -> list[float]:
         return [v for c in ok if (v := finite(spaces_of(c).get(name, {}).get(metric))) is not None]
 
-    return {name: {m: describe(values(name, m), confidence=confidence, nonnegative=m not in SIGNED)
+    return {name: {m: describe(values(name, m), confidence=confidence, nonnegative=m not in SIGNED,
+                            share=m in SHARES)
                    for m in SPACE_METRICS} for name in names}
 
 
@@ -56,7 +58,8 @@ def _mode_collapse(entry: Mapping[str, Any]) -> bool | None:
 
 
 def _variant(name: str, group: Sequence[Mapping[str, Any]], *, confidence: float) -> dict[str, Any]:
-    entry: dict[str, Any] = {m: describe(ok_values(group, m), confidence=confidence, nonnegative=m not in SIGNED)
+    entry: dict[str, Any] = {m: describe(ok_values(group, m), confidence=confidence, nonnegative=m not in SIGNED,
+                             share=m in SHARES)
                              for m in SUMMARY_METRICS}
     entry["seeds"] = [int(c["seed"]) for c in group if c.get("status") == "ok" and finite(c.get(FID)) is not None]
     entry["cells"] = {status: sum(c.get("status") == status for c in group) for status in STATUSES}

@@ -56,6 +56,7 @@ def test_metrics_files_of_every_cell(reproduced: Path) -> None:
         assert metrics["fid_ci_low"] <= metrics["fid_ci_high"] and 0 <= metrics["precision"] <= 1
         assert 1 <= metrics["classes_covered"] <= metrics["num_classes"] == 10
         assert [point["step"] for point in metrics["fid_curve"]] == [0, 3, 6]
+        assert 0 <= metrics["ndb"] <= metrics["ndb_bins"] and metrics["ndb_js"] >= 0
     floor = json.loads((reproduced / "metrics" / "noise-floor.json").read_text())
     assert floor["feature_spaces"]["domain-classifier"]["fid_mean"] >= 0
 
@@ -85,7 +86,20 @@ def test_report_and_dvc_metrics(reproduced: Path) -> None:
     for figure in ("fid.png", "losses.png", "samples-gan.png", "samples-vae.png"):
         assert (reproduced / "reports" / "figures" / figure).stat().st_size > 0
     shown = json.loads(_dvc(reproduced, "metrics", "show", "--json").stdout)
-    assert "reports/metrics.json" in json.dumps(shown)
+    assert "reports/metrics.json" in json.dumps(shown) and "metrics/feature-check.json" in json.dumps(shown)
+
+
+def test_labelled_digits_get_the_classifier_and_a_feature_check(reproduced: Path) -> None:
+    evaluator = json.loads((reproduced / "models" / "evaluator.json").read_text())
+    assert evaluator["kind"] == "classifier" and evaluator["kind_reason"].startswith("auto: 10 classes")
+    check = json.loads((reproduced / "metrics" / "feature-check.json").read_text())
+    assert check["modes"] == "classes" and check["num_modes"] == 10
+    ladder = check["feature_spaces"]["domain-classifier"]["disturbances"]
+    assert set(ladder) == {"gaussian-noise", "gaussian-blur", "salt-and-pepper", "mode-dropping"}
+    assert all(len(entry["fid"]) == 5 and entry["fid"][0] >= 0 for entry in ladder.values())
+    assert "### Feature-space check" in (reproduced / "reports" / "report.md").read_text()
+    summary = json.loads((reproduced / "reports" / "metrics.json").read_text())
+    assert summary["feature_check"]["domain-classifier"] == {name: e["monotone"] for name, e in ladder.items()}
 
 
 def test_mlflow_has_one_run_per_cell_with_metrics(reproduced: Path) -> None:
