@@ -9,7 +9,7 @@ from pipeline.reporting import sections
 from pipeline.reporting.document import Alert, Block, BulletList, Heading, Image, Inline, Paragraph, Span, Table
 from pipeline.reporting.formatting import DASH, feature_space, fmt, fmt_seconds, fmt_stat, percent
 from pipeline.reporting.stats import INTERVAL_METHODS, SMALL_N, finite
-from pipeline.reporting.summary import display_order
+from pipeline.reporting.summary import display_order, not_applicable_reasons
 
 TITLE = "Generative model benchmark"
 
@@ -83,11 +83,6 @@ def _coverage(covered: Any, classes: Any) -> str:
 
 
 NA = "n/a¹"
-
-
-def not_applicable_reasons(summary: Mapping[str, Any]) -> dict[str, str]:
-    """Metric -> reason, over every variant: the metrics the report shows as n/a."""
-    return {m: r for entry in summary["variants"].values() for m, r in entry.get("not_applicable", {}).items()}
 
 
 def _stat_or_na(entry: Mapping[str, Any], metric: str, digits: int = 2) -> str:

@@ -19,7 +19,7 @@ from pipeline.reporting.formatting import (
 )  # fmt: skip
 from pipeline.reporting.inputs import fid_curve
 from pipeline.reporting.stats import finite
-from pipeline.reporting.summary import KL_THRESHOLD, class_shares, display_order
+from pipeline.reporting.summary import KL_THRESHOLD, class_shares, display_order, not_applicable_reasons
 
 CLASS_FIGURE = "figures/class-coverage.png"
 CURVE_FIGURE = "figures/fid-curves.png"
@@ -196,7 +196,8 @@ def mode_coverage(summary: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]
     """The class-share figure, which variants look mode-collapsed, and NDB."""
     blocks: list[Block] = [Heading("Mode coverage")]
     if class_shares(cells) is None:
-        why = "; ".join(sorted({r for m, r in _reasons(summary).items() if m in ("classes_covered", "class_kl")}))
+        reasons = not_applicable_reasons(summary)
+        why = "; ".join(sorted({r for m, r in reasons.items() if m in ("classes_covered", "class_kl")}))
         blocks.append(Paragraph(f"Class coverage is not applicable: {why}." if why else "No ok cell has class-coverage "
                                 "diagnostics (class_histogram), so class coverage cannot be checked."))
         return [*blocks, *_ndb_blocks(summary)]
@@ -222,10 +223,6 @@ def mode_coverage(summary: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]
         blocks.append(Paragraph(f"No variant shows signs of mode collapse: each covers every class and has class KL "
                                 f"≤ {KL_THRESHOLD:g} nats."))  # fmt: skip
     return [*blocks, *_ndb_blocks(summary)]
-
-
-def _reasons(summary: Mapping[str, Any]) -> dict[str, str]:
-    return {m: r for entry in summary["variants"].values() for m, r in entry.get("not_applicable", {}).items()}
 
 
 def feature_check(check: Mapping[str, Any] | None) -> list[Block]:

@@ -171,3 +171,8 @@ def _is_names(value: Any, k: int) -> bool:
 
 def _is_shares(value: Any, k: int) -> bool:
     return isinstance(value, list) and len(value) == k and all(finite(s) is not None for s in value)
+
+
+def not_applicable_reasons(summary: Mapping[str, Any]) -> dict[str, str]:
+    """Metric -> reason, over every variant: the metrics the report shows as n/a."""
+    return {m: r for entry in summary["variants"].values() for m, r in entry.get("not_applicable", {}).items()}
