@@ -26,17 +26,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 import yaml
 from PIL import Image
 from scipy.stats import spearmanr
 
 from pipeline import layout
-from pipeline.config import load_params
+from pipeline.config import EvaluateConfig, load_params
 from pipeline.io import atomic_write_json, read_json
 
 REPO = Path(__file__).resolve().parents[1]
-EVAL_SEED_OFFSET = 1_000_003  # as the evaluate stage: the same noise as the committed FIDs
 
 
 @contextlib.contextmanager
@@ -95,24 +93,25 @@ def merged_labels(repo: Path, project: Path, groups: int) -> None:
     atomic_write_json(target / "meta.json", meta)
 
 
-def score_grid(repo: Path, project: Path, cells: list[tuple[str, int]], num_samples: int) -> dict[str, float]:
-    """FID of every cell's generator in ``project``'s evaluator space, against ``project``'s test split."""
-    from pipeline.evaluation.cell import ReferenceSet
-    from pipeline.evaluation.metrics import fid_from_statistics, fid_statistics
+def score_grid(repo: Path, project: Path, cells: list[tuple[str, int]], cfg: EvaluateConfig) -> dict[str, float]:
+    """FID of every cell's generator in ``project``'s evaluator space, against ``project``'s test split: the same
+    noise draws and mean over draws as the repository's evaluate stage."""
+    from pipeline.evaluation.cell import ReferenceSet, sample_draws
+    from pipeline.evaluation.metrics import fid_statistics
+    from pipeline.evaluation.uncertainty import fid_over_draws
     from pipeline.generators import load_generator
 
-    params = load_params(project / "params.yaml")
     fids = {}
     with inside(project):
-        reference = ReferenceSet(params.evaluate)
-        extractor, ref = reference.features("domain")
-        ref_stats = fid_statistics(ref[extractor.layers["fid"]])
+        extractor, ref = ReferenceSet(load_params(project / "params.yaml").evaluate).features("domain")
+        layer = extractor.layers["fid"]
+        ref_stats = fid_statistics(ref[layer])
         for variant, seed in cells:
             generator, _ = load_generator(repo / layout.run_dir(variant, seed) / "generator.pt")
-            noise = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)
-            fake = generator.sample(num_samples, generator=noise, batch_size=500)
-            fids[f"{variant}-{seed}"] = fid_from_statistics(fid_statistics(extractor(fake)[extractor.layers["fid"]]),
-                                                            ref_stats)
+            draws = sample_draws(generator, cfg.num_samples, draws=cfg.noise_draws, seed=seed,
+                                 batch_size=cfg.batch_size)
+            fids[f"{variant}-{seed}"] = fid_over_draws([extractor(images)[layer] for images in draws], ref_stats,
+                                                       confidence=cfg.confidence, seed=seed)["fid"]
     return fids
 
 
@@ -122,12 +121,12 @@ def variant_means(fids: dict[str, float], cells: list[tuple[str, int]]) -> dict[
 
 
 def study(repo: Path, name: str, project: Path, cells: list[tuple[str, int]], baseline: dict[str, float],
-          num_samples: int) -> dict[str, Any]:
+          cfg: EvaluateConfig) -> dict[str, Any]:
     started = time.perf_counter()
     stage(project, "fit-evaluator")
     fit_seconds = time.perf_counter() - started
     stage(project, "feature-check")
-    means = variant_means(score_grid(repo, project, cells, num_samples), cells)
+    means = variant_means(score_grid(repo, project, cells, cfg), cells)
     order = list(baseline)
     rho = float(spearmanr([baseline[v] for v in order], [means[v] for v in order]).statistic)
     evaluator = read_json(project / layout.EVALUATOR_METRICS_PATH, what="evaluator metrics")
@@ -144,7 +143,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repo", type=Path, default=REPO)
     parser.add_argument("--groups", type=int, nargs="*", default=[2, 5], help="Classifiers on labels merged mod k.")
-    parser.add_argument("--num-samples", type=int, default=10_000)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "evaluators.json")
     args = parser.parse_args()
     params = load_params(args.repo / "params.yaml")
@@ -165,7 +163,7 @@ def main() -> None:
                 **base.get("evaluator", {}), "kind": "classifier"}, "data": raw.get("data", {})})
             merged_labels(args.repo, project, groups)
             results["studies"].append(study(args.repo, f"classifier-{groups}", project, cells, baseline,
-                                            args.num_samples))
+                                            params.evaluate))
         flat = root / "flat-images"
         count = write_flat_folder(args.repo, flat)
         test_fraction = 10_000 / count if count > 20_000 else 0.2
@@ -173,7 +171,7 @@ def main() -> None:
             "dataset": "folder", "root": str(flat), "resolution": params.data.resolution, "test_fraction": test_fraction}})
         stage(project, "prepare")
         results["studies"].append(study(args.repo, "contrastive-unlabelled", project, cells, baseline,
-                                        args.num_samples))
+                                        params.evaluate))
     atomic_write_json(args.out, results)
     print("| Evaluator | Kind | Spearman ρ vs 10-class classifier | Ladder monotone | Fit |")
     print("| --- | --- | --- | --- | --- |")

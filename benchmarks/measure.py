@@ -87,7 +87,7 @@ def throughput(ws: Workspace, *, rounds: int, device: torch.device, workers: int
 
 
 def evaluation(ws: Workspace) -> dict[str, Any]:
-    """Wall time of the evaluate stage's work in-process: sample, featurise, every metric, bootstrap, curve."""
+    """Wall time of the evaluate stage's work in-process: sample, featurise, every metric over the noise draws, curve."""
     from pipeline.evaluation.cell import evaluate_cell
 
     with ws.active():
@@ -95,7 +95,7 @@ def evaluation(ws: Workspace) -> dict[str, Any]:
         result = evaluate_cell(ws.params, VARIANT, 0)
         seconds = time.perf_counter() - started
     return {"seconds": seconds, "num_samples": result["num_samples"], "feature_extractor": result["feature_extractor"],
-            "fid": result["fid"], "bootstrap": ws.params.evaluate.bootstrap,
+            "fid": result["fid"], "noise_draws": ws.params.evaluate.noise_draws,
             "curve_snapshots": len(result["fid_curve"] or [])}
 
 

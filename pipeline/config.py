@@ -286,9 +286,10 @@ class EvaluateConfig(StrictModel):
     kid_subset_size: int = Field(1000, gt=1, description="KID: images per subset (capped at the sample count).")
     isc_splits: int = Field(10, gt=0, description="IS: number of splits.")
     prc_neighborhood: int = Field(3, gt=0, description="Precision/recall: k of the k-NN manifold radius.")
-    bootstrap: int = Field(200, ge=0, description="Bootstrap resamples of the generated features for the FID "
-                           "interval of each cell (headline feature space); 0 disables it.")
-    confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of each cell's bootstrap interval.")
+    noise_draws: int = Field(4, ge=1, description="Independent noise draws of num_samples images per cell: the "
+                             "headline FID is their mean with a t-interval over draws (and FID∞); other metrics use "
+                             "the first draw. 1: one draw, no interval.")
+    confidence: float = Field(0.95, gt=0, lt=1, description="Confidence level of each cell's interval over draws.")
     coverage_min_share: float = Field(
         0.1, gt=0, le=1, description="A class counts as covered when its share of the generated samples is at least "
         "this fraction of its share of the real test set.",

@@ -2,9 +2,9 @@
 against the frozen discriminator, scored (FID/IS/KID in the headline feature space) and costed; written to
 ``metrics/prune-<cell>.json`` and the cell's MLflow run.
 
-The dense model's FID gets a bootstrap interval at the same sample size; a sparsity is "within noise" when its FID
-is no higher than that interval's upper end. The answer to "fewer parameters, same quality?" is the largest
-sparsity within noise.
+Every sparsity is scored on the same ``evaluate.noise_draws`` noise draws of ``prune.num_samples``; a sparsity is
+"within noise" when its mean FID over the draws is no higher than the upper end of the dense model's interval.
+The answer to "fewer parameters, same quality?" is the largest sparsity within noise.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 
 from pipeline import layout
 from pipeline.config import Params
-from pipeline.evaluation.cell import EVAL_SEED_OFFSET, ReferenceSet, read_train_summary, score_samples
+from pipeline.evaluation.cell import ReferenceSet, read_train_summary, sample_draws, score_samples
 from pipeline.generators import load_generator
 from pipeline.io import atomic_write_json
 from pipeline.losses import get_gan_loss
@@ -47,7 +47,7 @@ def frozen_discriminator(params: Params, variant: str, seed: int, meta: dict) ->
 
 
 def largest_within_noise(rows: list[dict[str, Any]], ceiling: float | None) -> float | None:
-    """The largest sparsity whose FID is at most ``ceiling`` (the dense FID's upper bootstrap bound)."""
+    """The largest sparsity whose FID is at most ``ceiling`` (the upper end of the dense FID's interval)."""
     if ceiling is None:
         return None
     within = [row["sparsity"] for row in rows if row["fid"] is not None and row["fid"] <= ceiling]
@@ -89,11 +89,9 @@ def _score_sparsity(dense: ImageGenerator, critic: torch.nn.Module | None, spars
                                              distill_weight=study.finetune_distill_weight)
     net = make_permanent(net).eval()
     generator = ImageGenerator(net, latent_dim=dense.latent_dim, output=dense.output)
-    noise = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)  # the same noise at every sparsity
-    fake = generator.sample(study.num_samples, generator=noise, batch_size=evaluate.batch_size)
-    # the dense model's bootstrap interval is the noise the pruned models are judged against
-    scores = score_samples(fake, reference, evaluate.model_copy(update={"bootstrap": evaluate.bootstrap if sparsity == 0 else 0}),
-                           seed)
+    draws = sample_draws(generator, study.num_samples, draws=evaluate.noise_draws, seed=seed,
+                         batch_size=evaluate.batch_size)  # the same noise at every sparsity
+    scores = score_samples(draws, reference, evaluate, seed)
     counts = parameter_counts(net)
     return {
         "sparsity": sparsity,

@@ -30,7 +30,7 @@ TINY_PARAMS: dict[str, Any] = {
     "prune": {"sparsities": [0.0, 0.5], "seeds": [0], "num_samples": 64, "finetune_steps": 2, "finetune_batch_size": 8,
               "latency_batch_size": 4, "latency_repeats": 2},
     "evaluate": {"num_samples": 64, "batch_size": 32, "kid_subsets": 5, "kid_subset_size": 16, "isc_splits": 2,
-                 "bootstrap": 20, "curve_samples": 32, "noise_floor_repeats": 2},
+                 "noise_draws": 3, "curve_samples": 32, "noise_floor_repeats": 2},
     "variants": {
         "gan": {"kind": "gan", "loss": "ns", "model": {"width": 4, "latent_dim": 8}},
         "vae": {"kind": "vae", "model": {"width": 4, "latent_dim": 4}},

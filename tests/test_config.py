@@ -69,7 +69,7 @@ HOSTILE = [
         ("evaluate.extractors", [], "evaluate.extractors: List should have at least 1 item"),
         ("evaluate.extractor", "domain", "evaluate.extractor: Extra inputs are not permitted"),
         ("evaluate.coverage_min_share", 0, "evaluate.coverage_min_share: Input should be greater than 0"),
-        ("evaluate.bootstrap", -1, "evaluate.bootstrap: Input should be greater than or equal to 0"),
+        ("evaluate.noise_draws", 0, "evaluate.noise_draws: Input should be greater than or equal to 1"),
         ("train.snapshot_every", 0, "train.snapshot_every: Input should be greater than 0"),
         ("train.max_abs_value", -1, "train.max_abs_value: Input should be greater than 0"),
         ("variants.gan.betas", [0.5, 0.9], "variants.gan.betas: Extra inputs are not permitted"),

@@ -25,7 +25,7 @@ T_975_2 = 4.302652729911275  # scipy.stats.t.ppf(0.975, 2), i.e. Student's t tab
 
 CLASS_NAMES = ["zero", "one", "two", "three"]
 NEW_KEYS = (  # what the evaluate stage added after the first report: older metrics files lack all of them
-    "precision", "recall", "f_score", "fid_ci_low", "fid_ci_high", "fid_bootstrap_std", "fid_ci_confidence",
+    "precision", "recall", "f_score", "fid_ci_low", "fid_ci_high", "fid_draws_std", "fid_ci_confidence",
     "fid_ci_method", "num_classes", "classes_covered", "class_kl", "class_histogram", "real_class_share", "class_names",
     "feature_spaces", "fid_curve", "curve_feature_extractor", "curve_num_samples", "time_to_within_10pct",
     "steps_to_within_10pct",
@@ -49,8 +49,8 @@ def newer_keys(seed: int, fid: float | None, status: str) -> dict[str, Any]:
     }  # fmt: skip
     return {
         **base, "precision": 0.6 + 0.01 * seed, "recall": 0.5, "f_score": 0.55, "fid_ci_low": fid - 1,
-        "fid_ci_high": fid + 1, "fid_bootstrap_std": 0.5, "fid_ci_confidence": 0.95,
-        "fid_ci_method": "percentile bootstrap, 200 resamples of the generated features", "num_classes": 4,
+        "fid_ci_high": fid + 1, "fid_draws_std": 0.5, "fid_ci_confidence": 0.95,
+        "fid_ci_method": "t-interval over 4 independent noise draws of 10000 samples", "num_classes": 4,
         "classes_covered": 4, "class_kl": 0.01, "class_histogram": [25, 25, 26, 24],
         "real_class_share": [0.25] * 4, "class_names": CLASS_NAMES, "feature_spaces": spaces,
         "time_to_within_10pct": 20.0 + seed, "steps_to_within_10pct": 20,

@@ -2,7 +2,9 @@
 training snapshots, write ``metrics/<cell>.json`` and log it all to the cell's MLflow run.
 
 The first of ``evaluate.extractors`` is the headline feature space: its numbers are the file's top-level ``fid``,
-``isc_mean``, ... and get the bootstrap interval and NDB; every space's numbers are under ``feature_spaces``. Class
+``isc_mean``, ... and get NDB; its FID is averaged over ``evaluate.noise_draws`` independent noise draws with a
+t-interval over them and FID∞ (:mod:`~pipeline.evaluation.uncertainty`); every other metric and every other space
+is scored on the first draw. Every space's numbers are under ``feature_spaces``. Class
 coverage and the FID-over-training curve always use the fitted evaluator (``domain``: cheap, and a classifier knows
 the classes); with a contrastive evaluator, which has none, IS and class coverage are null with their reason.
 """
@@ -23,14 +25,16 @@ from pipeline.evaluation.features import FeatureDict, Features, FeatureSpace, re
 from pipeline.evaluation.metrics import METRIC_KEYS, NO_CLASSES, fid_statistics, not_applicable, score_features
 from pipeline.evaluation.modes import class_coverage
 from pipeline.evaluation.ndb import BIN_FIELDS, NDB_KEYS, Bins, fit_bins, ndb
-from pipeline.evaluation.uncertainty import FrechetToReference, bootstrap_fid
+from pipeline.evaluation.uncertainty import FrechetToReference, fid_over_draws
 from pipeline.generators import load_generator
 from pipeline.io import atomic_write_json, read_json
+from pipeline.models import ImageGenerator
 from pipeline.tracking import CellRun
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation noise is independent of the training noise of the same seed
 CURVE_SEED_OFFSET = 2_000_003
-CI_KEYS = ("fid_ci_low", "fid_ci_high", "fid_bootstrap_std", "fid_ci_confidence", "fid_ci_method")
+CI_KEYS = ("fid_draws", "fid_draws_std", "fid_ci_low", "fid_ci_high", "fid_ci_confidence", "fid_ci_method",
+           "fid_infinity", "fid_infinity_ci_low", "fid_infinity_ci_high")
 COVERAGE_KEYS = ("num_classes", "classes_covered", "class_kl", "class_histogram", "real_class_share", "class_names")
 CLASS_METRICS = ("classes_covered", "class_kl", "class_histogram")
 CURVE_KEYS = ("fid_curve", "curve_feature_extractor", "curve_num_samples", "time_to_within_10pct",
@@ -87,20 +91,28 @@ class ReferenceSet:
         return self._bins[key]
 
 
-def score_samples(fake: torch.Tensor, reference: ReferenceSet, cfg: EvaluateConfig, seed: int) -> dict[str, Any]:
-    """Every metric of generated uint8 images ``fake``: headline space, other spaces, bootstrap, coverage."""
+def sample_draws(generator: ImageGenerator, num_samples: int, *, draws: int, seed: int,
+                 batch_size: int) -> list[torch.Tensor]:
+    """``draws`` independent sets of ``num_samples`` uint8 images (N, C, R, R), one noise stream seeded by ``seed``."""
+    noise = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)
+    return [generator.sample(num_samples, generator=noise, batch_size=batch_size) for _ in range(draws)]
+
+
+def score_samples(draws: list[torch.Tensor], reference: ReferenceSet, cfg: EvaluateConfig,
+                  seed: int) -> dict[str, Any]:
+    """Every metric of generated uint8 image sets ``draws``: headline FID over all draws, the rest on the first."""
+    fake = draws[0]
     result: dict[str, Any] = {"feature_spaces": {}}
     domain_logits = None
     for index, key in enumerate(cfg.extractors):
         extractor, ref = reference.features(key)
         gen = extractor(fake)
         scores = score_features(gen, ref, extractor.layers, cfg)
-        if index == 0 and cfg.bootstrap > 0:
-            layer = extractor.layers["fid"]
-            scores.update(bootstrap_fid(gen[layer], fid_statistics(ref[layer]), resamples=cfg.bootstrap,
-                                        confidence=cfg.confidence, seed=seed))
         if index == 0:
-            result.update(scores, **ndb(gen[extractor.layers["fid"]], reference.bins(key), alpha=cfg.ndb_alpha))
+            layer = extractor.layers["fid"]
+            features = [gen[layer], *(extractor(images)[layer] for images in draws[1:])]
+            scores.update(fid_over_draws(features, fid_statistics(ref[layer]), confidence=cfg.confidence, seed=seed))
+            result.update(scores, **ndb(gen[layer], reference.bins(key), alpha=cfg.ndb_alpha))
         result["feature_spaces"][extractor.space.extractor] = {k: scores.get(k) for k in SPACE_KEYS}
         if key == "domain" and "isc" in extractor.layers:
             domain_logits = gen[extractor.layers["isc"]]
@@ -141,9 +153,8 @@ def evaluate_cell(params: Params, variant: str, seed: int) -> dict[str, Any]:
     if summary["status"] == "ok":
         device = "cuda" if torch.cuda.is_available() else "cpu"
         generator, _ = load_generator(layout.run_dir(variant, seed) / "generator.pt", device=device)
-        noise = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)
-        fake = generator.sample(cfg.num_samples, generator=noise, batch_size=cfg.batch_size)  # (N, C, R, R) uint8
-        result.update(score_samples(fake, reference, cfg, seed))
+        draws = sample_draws(generator, cfg.num_samples, draws=cfg.noise_draws, seed=seed, batch_size=cfg.batch_size)
+        result.update(score_samples(draws, reference, cfg, seed))
     result.update(score_curve(variant, seed, reference, cfg))
     if summary["status"] != "ok":
         result.update(time_to_within_10pct=None, steps_to_within_10pct=None)
@@ -163,7 +174,8 @@ def evaluate_cell(params: Params, variant: str, seed: int) -> dict[str, Any]:
 def log_to_mlflow(run: CellRun, result: dict[str, Any]) -> None:
     """Headline metrics at the final step, other spaces prefixed by their extractor, the curve per snapshot step."""
     scalar = ("fid", "isc_mean", "isc_std", "kid_mean", "kid_std", "precision", "recall", "f_score", "fid_ci_low",
-              "fid_ci_high", "classes_covered", "class_kl", "ndb", "ndb_share", "ndb_js", "time_to_within_10pct")
+              "fid_ci_high", "fid_infinity", "classes_covered", "class_kl", "ndb", "ndb_share", "ndb_js",
+              "time_to_within_10pct")
     metrics = {k: float(result[k]) for k in scalar if result.get(k) is not None}
     for extractor, scores in (result.get("feature_spaces") or {}).items():
         if extractor != result["feature_extractor"]:

@@ -135,7 +135,7 @@ def _results_tables(summary: Mapping[str, Any]) -> list[Block]:
     ]  # fmt: skip
 
 
-def _bootstrap_ci(cell: Mapping[str, Any]) -> str:
+def _draws_ci(cell: Mapping[str, Any]) -> str:
     low, high = finite(cell.get("fid_ci_low")), finite(cell.get("fid_ci_high"))
     return DASH if low is None or high is None else f"[{fmt(low)}, {fmt(high)}]"
 
@@ -147,11 +147,12 @@ def _pm(mean: Any, std: Any, digits: int) -> str:
 
 
 def _per_cell(summary: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) -> list[Block]:
-    """Every cell's quality (with its bootstrap FID interval), then its cost and MLflow run."""
+    """Every cell's quality (with its FID interval over noise draws and FID∞), then its cost and MLflow run."""
     space = feature_space(summary["feature_extractor"])
     quality = [
         [f"{c['variant']}-{c['seed']}", str(c["variant"]), str(c["seed"]), str(c["status"]), fmt(c.get("fid")),
-         _bootstrap_ci(c), _pm(c.get("isc_mean"), c.get("isc_std"), 2), _pm(c.get("kid_mean"), c.get("kid_std"), 4),
+         _draws_ci(c), fmt(c.get("fid_infinity")), _pm(c.get("isc_mean"), c.get("isc_std"), 2),
+         _pm(c.get("kid_mean"), c.get("kid_std"), 4),
          fmt(c.get("precision"), 3), fmt(c.get("recall"), 3), _coverage(c.get("classes_covered"), c.get("num_classes")),
          fmt(c.get("class_kl"), 3)]
         for c in cells
@@ -159,7 +160,7 @@ def _per_cell(summary: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) ->
     confidences = {percent(v) for c in cells if (v := finite(c.get("fid_ci_confidence"))) is not None}
     level = f"{confidences.pop()} " if len(confidences) == 1 else ""
     header = [
-        "Cell", "Variant", "Seed", "Status", f"FID ({space})", f"FID {level}bootstrap CI", f"IS ({space})",
+        "Cell", "Variant", "Seed", "Status", f"FID ({space})", f"FID {level}CI", "FID∞", f"IS ({space})",
         f"KID ({space})", f"Precision ({space})", f"Recall ({space})", "Classes covered", "Class KL (nats)",
     ]  # fmt: skip
     methods = sorted({str(c["fid_ci_method"]) for c in cells if c.get("fid_ci_method")})
@@ -168,10 +169,12 @@ def _per_cell(summary: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) ->
          fmt(c.get("steps"), 0), fmt(c.get("num_parameters"), 0), str(c.get("mlflow_run_id") or DASH)]
         for c in cells
     ]  # fmt: skip
-    blocks: list[Block] = [Heading("Per-cell results"), Table(header, quality, align="llrlrrrrrrrr")]
+    blocks: list[Block] = [Heading("Per-cell results"), Table(header, quality, align="llrlrrrrrrrrr")]
     if methods:
-        blocks.append(Paragraph(f"Bootstrap CI: {'; '.join(methods)}. It shows the sampling noise of one cell's "
-                                "generated set, not the spread across seeds."))  # fmt: skip
+        blocks.append(Paragraph(f"FID and its CI: {'; '.join(methods)}. The CI shows the sampling noise of one "
+                                "cell's generated set, not the spread across seeds. FID∞: each draw's FID "
+                                "extrapolated to infinitely many samples (Chong & Forsyth, 2020), as FID is biased "
+                                "upwards in the sample count."))  # fmt: skip
     cost_header = ["Cell", "Train time", "Images/s", "Steps", "Parameters", "MLflow run"]
     return [*blocks, Heading("Per-cell cost", 3), Table(cost_header, cost, align="lrrrrl")]
 

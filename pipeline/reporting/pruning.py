@@ -1,5 +1,5 @@
 """The pruning study in the report: FID against sparsity per cell, and per variant the largest sparsity whose FID
-stays within the dense model's noise (its bootstrap interval), with what that sparsity saves."""
+stays within the dense model's noise (its interval over noise draws), with what that sparsity saves."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def summarize_pruning(results: Sequence[Mapping[str, Any]]) -> dict[str, dict[st
 
 def fid_vs_sparsity_png(results: Sequence[Mapping[str, Any]], *, label: str) -> bytes:
     """FID against sparsity: one line per cell, colour per variant, line style per seed; the dense FID's
-    bootstrap upper bound as a dotted line of the same colour."""
+    upper interval bound as a dotted line of the same colour."""
     cells = [r for r in results if r["rows"]]
     if not cells:
         return placeholder_png("no pruning results")
@@ -81,7 +81,7 @@ def fid_vs_sparsity_png(results: Sequence[Mapping[str, Any]], *, label: str) -> 
     axes.yaxis.set_major_formatter(ticker.LogFormatter(labelOnlyBase=False))
     axes.grid(alpha=0.3, which="both")
     figure.legend(loc="outside right upper", fontsize=7)
-    axes.set_title("FID after global magnitude pruning (dotted: dense model's upper bootstrap bound)")
+    axes.set_title("FID after global magnitude pruning (dotted: dense model's upper interval bound)")
     return to_png(figure)
 
 
@@ -101,8 +101,9 @@ def pruning_section(summary: Mapping[str, Mapping[str, Any]], results: Sequence[
             "together) at every sparsity, "
             + (f"fine-tuned for {', '.join(map(str, finetune))} generator steps against its frozen discriminator "
                "(GANs; VAE decoders are not fine-tuned), " if any(finetune) else "")
-            + f"and scored on {fmt(results[0]['num_samples'], 0)} samples with the same noise at every sparsity. A "
-            "sparsity is within noise when its FID is at most the upper end of the dense model's bootstrap interval; "
+            + f"and scored on {fmt(results[0]['num_samples'], 0)} samples per noise draw with the same draws at every "
+            "sparsity. A sparsity is within noise when its mean FID over the draws is at most the upper end of the "
+            "dense model's interval; "
             "the table gives the largest such sparsity shared by every studied seed. Sizes are of the weights "
             "stored as sparse CSR tensors; CPU latency is per batch of generated images (unstructured sparsity does "
             "not speed up dense kernels)."

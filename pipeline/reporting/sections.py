@@ -28,7 +28,7 @@ PAIRWISE_FIGURE = "figures/pairwise.png"
 EQUAL_COMPUTE_FIGURE = "figures/equal-compute.png"
 OPTIONAL_KEYS = {  # what the report says is missing -> the keys an ok cell needs for it
     "precision and recall": ("precision", "recall"),
-    "bootstrap FID interval": ("fid_ci_low", "fid_ci_high"),
+    "FID interval over noise draws": ("fid_ci_low", "fid_ci_high"),
     "class-coverage diagnostics": ("num_classes", "classes_covered", "class_histogram"),
     "FID curve": ("fid_curve",),
     "per-feature-space results": ("feature_spaces",),

@@ -63,8 +63,11 @@ def test_diverged_cell_gets_null_metrics(trained) -> None:
 def test_metrics_file_has_every_evaluation_section(trained) -> None:
     params, _ = trained
     result = evaluate_cell(params, "gan", 0)
-    assert result["fid_ci_low"] <= result["fid_ci_high"] and result["fid_bootstrap_std"] > 0
-    assert result["fid_ci_confidence"] == 0.95 and "20 resamples" in result["fid_ci_method"]
+    draws = result["fid_draws"]  # tiny params: 3 independent draws of 64 samples
+    assert len(draws) == 3 and len(set(draws)) == 3 and result["fid"] == pytest.approx(sum(draws) / 3)
+    assert result["fid_ci_low"] < result["fid"] < result["fid_ci_high"] and result["fid_draws_std"] > 0
+    assert result["fid_ci_confidence"] == 0.95 and "3 independent noise draws of 64 samples" in result["fid_ci_method"]
+    assert 0 <= result["fid_infinity_ci_low"] <= result["fid_infinity"] <= result["fid_infinity_ci_high"]
     assert 0 <= result["precision"] <= 1 and 0 <= result["recall"] <= 1
     assert result["feature_spaces"] == {"domain-classifier": {k: result[k] for k in (
         "fid", "isc_mean", "isc_std", "kid_mean", "kid_std", "precision", "recall", "f_score", "fid_ci_low",

@@ -21,7 +21,7 @@ from stages.app import app
 from tests.conftest import tiny_params, write_params, write_prepared
 
 EVALUATE = {"num_samples": 12, "batch_size": 12, "kid_subsets": 2, "kid_subset_size": 6, "isc_splits": 2,
-            "bootstrap": 10, "curve_samples": 8, "extractors": ["domain", "inception-v3-compat"]}
+            "noise_draws": 2, "curve_samples": 8, "extractors": ["domain", "inception-v3-compat"]}
 
 
 @pytest.fixture(scope="module")
@@ -82,14 +82,13 @@ def test_inception_scores_from_a_local_file_without_network(
     inception = cell["feature_spaces"]["inception-v3-compat"]
     assert inception["fid"] > 0 and inception["fid"] != cell["fid"]
     assert 0 <= inception["precision"] <= 1 and inception["isc_mean"] >= 1
-    assert inception["fid_ci_low"] is None  # the bootstrap interval is for the headline space only
+    assert inception["fid_ci_low"] is None  # the interval over draws is for the headline space only
     cached = [path.name for path in (trained_cell / layout.CACHE_DIR).iterdir()]
     assert any("inception-v3-compat" in name for name in cached) and any("domain-classifier" in name for name in cached)
 
 
 def test_inception_as_the_headline_space(trained_cell: Path, inception_weights: Path, network_attempts: list[str]) -> None:
-    evaluate = {**EVALUATE, "extractors": ["inception-v3-compat"], "inception_weights": str(inception_weights),
-                "bootstrap": 2}  # 2048-d: each resample costs an eigen-solve of 2048 × 2048
+    evaluate = {**EVALUATE, "extractors": ["inception-v3-compat"], "inception_weights": str(inception_weights)}
     write_params(trained_cell / "params.yaml", tiny_params(evaluate=evaluate))
     result = CliRunner().invoke(app, ["evaluate", "--variant", "gan", "--seed", "0"])
     assert result.exit_code == 0, result.output

@@ -45,7 +45,7 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Reference
         cfg = EvaluatorConfig(kind="classifier", width=8, feature_dim=16, epochs=15, batch_size=64, lr=1e-2)
         model, metrics = fit_classifier(train, train_labels, test, test_labels, cfg, num_classes=10)
         save_evaluator(layout.EVALUATOR_PATH, model, metrics=metrics, data_fingerprint=meta["fingerprint"])
-        evaluate = EvaluateConfig(num_samples=600, bootstrap=0, kid_subset_size=100, kid_subsets=5)
+        evaluate = EvaluateConfig(num_samples=600, noise_draws=1, kid_subset_size=100, kid_subsets=5)
         yield ReferenceSet(evaluate), evaluate
 
 
@@ -56,8 +56,8 @@ def test_ndb_sees_half_of_the_modes_dropped(digits: tuple[ReferenceSet, Evaluate
     every_mode = train[torch.randperm(train.shape[0], generator=g)[:600]]
     half = torch.nonzero(labels < 5).squeeze(1)
     half_of_the_modes = train[half[torch.randint(0, half.numel(), (600,), generator=g)]]
-    faithful = score_samples(every_mode, reference, cfg, seed=0)
-    dropped = score_samples(half_of_the_modes, reference, cfg, seed=0)
+    faithful = score_samples([every_mode], reference, cfg, seed=0)
+    dropped = score_samples([half_of_the_modes], reference, cfg, seed=0)
     bins = faithful["ndb_bins"]
     assert bins == dropped["ndb_bins"] == reference.images.shape[0] // 20  # one bin per 20 test images
     assert dropped["ndb_share"] >= 0.35, dropped

@@ -1,4 +1,4 @@
-"""Cross-checks of the FID maths, the bootstrap interval, mode coverage and time-to-final-FID."""
+"""Cross-checks of the FID maths, the interval over noise draws and FID∞, mode coverage and time-to-final-FID."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pipeline.evaluation.curve import time_to_within
 from pipeline.evaluation.features import FEATURE_SPACES, Features
 from pipeline.evaluation.metrics import fid_from_statistics, fid_statistics, score_features
 from pipeline.evaluation.modes import class_coverage
-from pipeline.evaluation.uncertainty import FrechetToReference, bootstrap_fid
+from pipeline.evaluation.uncertainty import FrechetToReference, fid_over_draws
 from tests.evaluation.test_classifier import separable
 from tests.evaluation.test_extractor_metrics import random_images, trained_weights  # noqa: F401 - fixture
 
@@ -52,17 +52,47 @@ def test_resampling_distance_matches_torch_fidelity(shift: float) -> None:
     assert FrechetToReference(fid_statistics(reference))(generated) == pytest.approx(expected, rel=1e-5, abs=1e-6)
 
 
-def test_bootstrap_interval_brackets_the_noise_and_shrinks_with_more_samples() -> None:
-    reference = fid_statistics(gaussian(20_000, 8, seed=2))
-    small = bootstrap_fid(gaussian(300, 8, seed=1, shift=0.5), reference, resamples=100, confidence=0.9, seed=0)
-    large = bootstrap_fid(gaussian(5000, 8, seed=1, shift=0.5), reference, resamples=100, confidence=0.9, seed=0)
-    for result in (small, large):
-        assert 0 < result["fid_ci_low"] < result["fid_ci_high"] and result["fid_bootstrap_std"] > 0
-    assert (large["fid_ci_high"] - large["fid_ci_low"]) < (small["fid_ci_high"] - small["fid_ci_low"]) / 2
-    truth = 8 * 0.25  # the mean shift alone: |Δμ|² = 8 · 0.5²; covariances are equal
-    assert large["fid_ci_low"] < truth * 1.2 and large["fid_ci_high"] > truth * 0.8
-    again = bootstrap_fid(gaussian(300, 8, seed=1, shift=0.5), reference, resamples=100, confidence=0.9, seed=0)
-    assert again == small and "100 resamples" in small["fid_ci_method"]
+DIM, SHIFT, SCALE = 32, 0.2, 0.8
+# FID(N(SHIFT·1, SCALE²I), N(0, I)) = |Δμ|² + tr(Σg + Σr - 2√(Σg Σr))
+CLOSED_FORM = DIM * SHIFT**2 + DIM * (1 - SCALE) ** 2
+EXACT = {"mu": np.zeros(DIM), "sigma": np.eye(DIM)}  # the reference's population statistics: no reference-side noise
+
+
+def isotropic(n: int, generator: torch.Generator) -> torch.Tensor:
+    return torch.randn(n, DIM, generator=generator, dtype=torch.float64) * SCALE + SHIFT
+
+
+def draws_of(n: int, k: int, seed: int) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return [isotropic(n, generator) for _ in range(k)]
+
+
+def test_fid_over_draws_brackets_the_expected_fid_and_fid_infinity_the_closed_form() -> None:
+    """Gaussians with a closed-form FID: over 20 repetitions of 5 draws of 1,000, the t-interval of the mean FID
+    covers E[FID at N=1,000] (Monte Carlo, 300 draws) and FID∞'s covers the population FID; FID at N does not."""
+    distance = FrechetToReference(EXACT)
+    expected_at_n = float(np.mean([distance(x) for x in draws_of(1000, 300, seed=10_000)]))
+    assert expected_at_n > CLOSED_FORM * 1.05  # the bias in N the extrapolation removes
+    covers = {"at_n": 0, "infinity": 0, "at_n_closed_form": 0}
+    for repetition in range(20):
+        result = fid_over_draws(draws_of(1000, 5, seed=repetition), EXACT, confidence=0.95, seed=repetition)
+        assert 0 <= result["fid_ci_low"] < result["fid"] < result["fid_ci_high"] and len(result["fid_draws"]) == 5
+        covers["at_n"] += result["fid_ci_low"] <= expected_at_n <= result["fid_ci_high"]
+        covers["at_n_closed_form"] += result["fid_ci_low"] <= CLOSED_FORM <= result["fid_ci_high"]
+        covers["infinity"] += result["fid_infinity_ci_low"] <= CLOSED_FORM <= result["fid_infinity_ci_high"]
+    assert covers["at_n"] >= 16 and covers["infinity"] >= 16, covers  # nominal 95%: 19 of 20
+    assert covers["at_n_closed_form"] <= 4, covers
+
+
+def test_one_draw_has_no_interval_and_nothing_goes_below_zero() -> None:
+    """Real against real (FID ≈ 0): FID∞ and the interval are clamped at 0; one draw gives no interval."""
+    generator = torch.Generator().manual_seed(0)
+    same = [torch.randn(400, 8, generator=generator, dtype=torch.float64) for _ in range(3)]
+    result = fid_over_draws(same, {"mu": np.zeros(8), "sigma": np.eye(8)}, confidence=0.95, seed=0)
+    assert result["fid_ci_low"] >= 0 and result["fid_infinity"] >= 0 and result["fid_infinity_ci_low"] >= 0
+    single = fid_over_draws(same[:1], {"mu": np.zeros(8), "sigma": np.eye(8)}, confidence=0.95, seed=0)
+    assert single["fid_ci_low"] is None and single["fid_draws_std"] is None and single["fid"] == result["fid_draws"][0]
+    assert "1 independent noise draws of 400 samples" in single["fid_ci_method"]
 
 
 def one_hot_logits(classes: list[int], num_classes: int = 4) -> torch.Tensor:

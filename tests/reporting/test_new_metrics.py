@@ -153,11 +153,11 @@ def test_report_has_the_new_sections_and_figures(full: tuple[Path, dict[str, Any
         assert f"(figures/{name})" in md and f'src="figures/{name}"' in (root / "reports/report.html").read_text()
     for header in ["FID (domain classifier), mean \\[95% CI\\]", "Precision (domain classifier)", "Classes covered",
                    "Recall (domain classifier)", "KID (domain classifier)", "IS (domain classifier)", "Class KL (nats)",
-                   "FID (Inception-v3)", "Precision (Inception-v3)", "FID 95% bootstrap CI"]:  # fmt: skip
+                   "FID (Inception-v3)", "Precision (Inception-v3)", "FID 95% CI"]:  # fmt: skip
         assert f"| {header} |" in md, header
     assert "Welch's two-sided t-test" in md and "Holm–Bonferroni" in md and "α = 0.05" in md
     assert "| hinge vs vae | +11.50 | 2 / 2 |" in md
-    assert "| vae-1 | vae | 1 | ok | 44.00 | \\[43.00, 45.00\\] |" in md  # per-cell bootstrap interval
+    assert "| vae-1 | vae | 1 | ok | 44.00 | \\[43.00, 45.00\\] |" in md  # per-cell interval over draws
     # vae's FIDs 40 and 44: a t-interval on the logs, exp(mean log ± t(0.975, 1) sd(log) / √2) = [22.90, 76.86]
     assert "| 3 | vae | 42.00 \\[22.90, 76.86\\] |" in md
     assert "| 4.0 / 4 | 0.010 \\[0.010, 0.010\\] | 3.5 \\[0.6, 21.5\\] / 50 | 2/2 |" in md
@@ -192,7 +192,7 @@ def test_older_metrics_files_give_a_report_that_says_what_is_missing(tmp_path: P
     summary = write_report(make_params(), root=tmp_path)
     md = (tmp_path / "reports/report.md").read_text()
     assert summary["noise_floor"] is None and summary["variants"]["vae"]["feature_spaces"] == {}
-    assert ("No precision and recall, bootstrap FID interval, class-coverage diagnostics, FID curve or "
+    assert ("No precision and recall, FID interval over noise draws, class-coverage diagnostics, FID curve or "
             "per-feature-space results in the metrics of gan-0, vae-0, vae-1") in md  # fmt: skip
     assert "No ok cell has class-coverage diagnostics" in md and "No cell has an FID curve" in md
     assert "## Other feature spaces" not in md

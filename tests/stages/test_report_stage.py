@@ -67,7 +67,7 @@ def test_report_command_writes_the_report(app: typer.Typer, project: Path) -> No
     assert "No sample grid for: dcgan, vae" in md
     # metrics files from before precision, coverage and FID curves, and no noise floor: said, not fatal
     assert "## Is the difference real?" in md and "No noise floor" in md
-    assert "No precision and recall, bootstrap FID interval" in md and "dcgan-0, dcgan-1, vae-0, vae-1" in md
+    assert "No precision and recall, FID interval over noise draws" in md and "dcgan-0, dcgan-1, vae-0, vae-1" in md
 
 
 def test_missing_metrics_file_exits_2_naming_it(app: typer.Typer, project: Path) -> None:
