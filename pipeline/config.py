@@ -259,6 +259,9 @@ class TrainConfig(StrictModel):
         "caught before they overflow); null checks only for NaN/Inf."
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when available, else cpu.")
+    threads: int | None = Field(None, gt=0, description="CPU intra-op threads per training process, pinned so a run "
+                                "reproduces exactly on another machine (wins over OMP_NUM_THREADS); null: the cores "
+                                "this process may use, shared among local ranks. The value used is in train.json.")
     deterministic: bool = Field(True, description="Deterministic kernels (bit-reproducible on CPU); false lets "
                                 "cuDNN pick the fastest kernels (cudnn.benchmark).")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(

@@ -126,9 +126,12 @@ def process_group(world: World, device: torch.device) -> Iterator[World]:
         dist.destroy_process_group()
 
 
-def set_cpu_threads(world: World) -> int:
-    """Intra-op threads = the cores this process may use, shared among the local ranks; OMP_NUM_THREADS wins."""
-    if "OMP_NUM_THREADS" not in os.environ:
+def set_cpu_threads(world: World, threads: int | None = None) -> int:
+    """Intra-op threads: ``threads`` when given; else OMP_NUM_THREADS when set; else the cores this process may use,
+    shared among the local ranks. Returns the count in use."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    elif "OMP_NUM_THREADS" not in os.environ:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         torch.set_num_threads(max(1, cores // world.local_size))
     return torch.get_num_threads()

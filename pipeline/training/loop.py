@@ -167,7 +167,7 @@ def _train(
                           console=console) if world.is_main else None
     resume = world.broadcast(resume)  # the same checkpoint on every rank, read from rank 0's disk
 
-    threads = set_cpu_threads(world) if device.type == "cpu" else None
+    threads = set_cpu_threads(world, params.train.threads) if device.type == "cpu" else None
     seed_everything(seed, deterministic=params.train.deterministic)
     networks = build_model(cfg.model, channels=meta["channels"], resolution=meta["resolution"])  # same on all ranks
     if world.rank:
@@ -280,7 +280,7 @@ def _train(
         "variant": variant, "seed": seed, "status": status, "reason": reason, "steps": step,
         "train_seconds": elapsed, "images_per_second": len(history) * images_per_step / elapsed if elapsed else None,
         "num_parameters": trainer.num_parameters(), "device": str(device), "precision": runtime.precision.name,
-        "world_size": world.size, "rank_weight_checksums": checksums,
+        "world_size": world.size, "cpu_threads": threads, "rank_weight_checksums": checksums,
     }
     if not world.is_main:
         return summary

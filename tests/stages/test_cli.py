@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -89,8 +90,11 @@ def test_train_refuses_changed_params_then_restarts(workdir: Path) -> None:
     write_params(workdir / "params.yaml", raw)
     refused = runner.invoke(app, ["train", "--variant", "vae", "--seed", "0", "--no-progress"])
     assert refused.exit_code == 2 and "variant_params.beta" in refused.output
+    raw["train"]["threads"] = 2  # pinned: used and recorded whatever the machine (the suite runs torch on 1)
+    write_params(workdir / "params.yaml", raw)
     restarted = runner.invoke(app, ["train", "--variant", "vae", "--seed", "0", "--no-progress", "--restart"])
     assert restarted.exit_code == 0 and "vae-0: ok after 6 steps" in restarted.output
+    assert json.loads((workdir / "runs/vae-0/train.json").read_text())["cpu_threads"] == 2
 
 
 def test_evaluate_before_train_exits_2(workdir: Path) -> None:

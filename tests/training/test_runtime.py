@@ -48,6 +48,7 @@ def test_cpu_threads_follow_the_cores_shared_by_local_ranks(monkeypatch: pytest.
         monkeypatch.setenv("OMP_NUM_THREADS", "1")
         torch.set_num_threads(3)
         assert set_cpu_threads(World(local_size=2)) == 3  # the user's OMP_NUM_THREADS setting wins
+        assert set_cpu_threads(World(local_size=2), 1) == 1 == torch.get_num_threads()  # ... unless train.threads
     finally:
         torch.set_num_threads(before)
 
