@@ -12,14 +12,15 @@ import copy
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import mlflow
 import numpy as np
 import torch
-from mlflow.tracking import MlflowClient
 
 from pipeline.models import ImageGenerator
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 CHAMPION = "champion"
 
@@ -42,6 +43,8 @@ ARTIFACT_NAME = "generator"
 
 def log_generator(run_id: str, generator: ImageGenerator, *, tracking_uri: str) -> str:
     """Log a CPU, eval-mode copy of ``generator`` as the run's ``generator`` model; returns its model URI."""
+    import mlflow
+
     model = copy.deepcopy(generator).to("cpu").eval()
     example = np.random.default_rng(0).standard_normal((2, model.latent_dim)).astype(np.float32)
     with fluent_store(tracking_uri), mlflow.start_run(run_id=run_id):
@@ -57,6 +60,8 @@ def log_generator(run_id: str, generator: ImageGenerator, *, tracking_uri: str) 
 
 def promote_champion(client: MlflowClient, name: str, *, model_uri: str, run_id: str, tags: dict[str, str]) -> Any:
     """Register ``model_uri`` under ``name`` (once per model) and point the ``champion`` alias at that version."""
+    import mlflow
+
     existing = [v for v in client.search_model_versions(f"name = '{name}'") if v.source == model_uri]
     if existing:
         version = existing[0]

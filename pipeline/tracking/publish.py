@@ -8,8 +8,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mlflow.entities import Metric
-
 from pipeline.tracking.grid import grid_run_id
 from pipeline.tracking.models import promote_champion
 from pipeline.tracking.outbox import STATE, Outbox
@@ -65,6 +63,8 @@ def publish_grid(
         for stat in SUMMARY_STATS
         if entry[metric].get(stat) is not None
     }
+    from mlflow.entities import Metric
+
     now = int(time.time() * 1000)
     batch = [Metric(name, value, now, 0) for name, value in metrics.items()]
     for start in range(0, len(batch), MAX_BATCH):

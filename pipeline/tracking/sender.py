@@ -16,15 +16,14 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-from mlflow.entities import Metric, Param, RunStatus, RunTag
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
+from typing import TYPE_CHECKING, Any
 
 from pipeline.tracking.grid import PARENT_TAG, grid_run_id
 from pipeline.tracking.outbox import OUTBOX_TAG, Outbox
 from pipeline.tracking.store import open_client
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 MAX_PARAMS = 100  # MLflow's limits per log_batch call
 MAX_METRICS = 1000
@@ -42,11 +41,13 @@ def fail_fast_http() -> None:
         os.environ.setdefault(name, value)
 
 
-Handler = Callable[[MlflowClient, Outbox, dict[str, Any]], dict[str, Any]]
+Handler = Callable[["MlflowClient", Outbox, dict[str, Any]], dict[str, Any]]
 
 
 def experiment_id(client: MlflowClient, name: str, tracking_uri: str) -> str:
     """Get or create the experiment (tolerating a concurrent creation by another cell)."""
+    from mlflow.exceptions import MlflowException
+
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
@@ -61,6 +62,8 @@ def experiment_id(client: MlflowClient, name: str, tracking_uri: str) -> str:
 
 
 def _create(client: MlflowClient, outbox: Outbox, op: dict[str, Any]) -> dict[str, Any]:
+    from mlflow.entities import Param
+
     exp_id = experiment_id(client, op["experiment"], client.tracking_uri)
     query = f"tags.`{OUTBOX_TAG}` = '{outbox.id}'"
     found = client.search_runs([exp_id], filter_string=query)  # created before, but the answer was lost
@@ -80,6 +83,8 @@ def _create(client: MlflowClient, outbox: Outbox, op: dict[str, Any]) -> dict[st
 
 
 def _batch(client: MlflowClient, outbox: Outbox, op: dict[str, Any]) -> dict[str, Any]:
+    from mlflow.entities import Metric, Param, RunTag
+
     client.log_batch(outbox.run_id, metrics=[Metric(*m) for m in op.get("metrics", [])],
                      params=[Param(k, v) for k, v in op.get("params", {}).items()],
                      tags=[RunTag(k, v) for k, v in op.get("tags", {}).items()])
@@ -111,6 +116,8 @@ def _model(client: MlflowClient, outbox: Outbox, op: dict[str, Any]) -> dict[str
 
 
 def _status(client: MlflowClient, outbox: Outbox, op: dict[str, Any]) -> dict[str, Any]:
+    from mlflow.entities import RunStatus
+
     if op["status"] == "RUNNING":
         client.update_run(outbox.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
     else:
@@ -139,6 +146,8 @@ def coalesce(pending: list[tuple[int, dict[str, Any]]]) -> list[tuple[int, dict[
 
 def is_permanent(error: Exception) -> bool:
     """Whether the store rejected the operation itself (retrying cannot help), not the connection."""
+    from mlflow.exceptions import MlflowException
+
     return isinstance(error, Rejected) or (isinstance(error, MlflowException) and error.error_code in PERMANENT)
 
 
@@ -149,13 +158,22 @@ class Sender:
                  notify: Callable[[str], None] | None = None) -> None:
         fail_fast_http()
         self.outbox = outbox
-        self.client = open_client(tracking_uri or outbox.state["tracking_uri"])
+        self.tracking_uri = tracking_uri or outbox.state["tracking_uri"]
+        self._client: MlflowClient | None = None
         self.notify = notify or (lambda message: print(message, file=sys.stderr))
         self.last_error: str | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock_file: Any = None
+
+    @property
+    def client(self) -> MlflowClient:
+        """The store's client, opened on first use: importing MLflow (~1.5 s) then happens in the sender thread,
+        not before a stage's work."""
+        if self._client is None:
+            self._client = open_client(self.tracking_uri)
+        return self._client
 
     def acquire(self) -> bool:
         """Become this outbox's only sender; False when another process is delivering it."""

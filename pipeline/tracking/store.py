@@ -12,9 +12,12 @@ import fcntl
 import os
 from pathlib import Path
 
-from mlflow.tracking import MlflowClient
+from typing import TYPE_CHECKING
 
 from pipeline.errors import InputError
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 
 def repo_root() -> Path:
@@ -34,6 +37,8 @@ def tracking_uri() -> str:
 
 def open_client(uri: str | None = None) -> MlflowClient:
     """A client of ``uri`` (default :func:`tracking_uri`), creating a new sqlite store's tables under a lock."""
+    from mlflow.tracking import MlflowClient
+
     uri = uri or tracking_uri()
     if not uri.startswith("sqlite:///"):
         return MlflowClient(uri)

@@ -13,17 +13,21 @@ import threading
 import time
 from collections.abc import Callable
 
-from mlflow.system_metrics.metrics.base_metrics_monitor import BaseMetricsMonitor
-from mlflow.system_metrics.metrics.cpu_monitor import CPUMonitor
-from mlflow.system_metrics.metrics.disk_monitor import DiskMonitor
-from mlflow.system_metrics.metrics.gpu_monitor import GPUMonitor
-from mlflow.system_metrics.metrics.network_monitor import NetworkMonitor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlflow.system_metrics.metrics.base_metrics_monitor import BaseMetricsMonitor
 
 PREFIX = "system/"
 
 
 def monitors() -> list[BaseMetricsMonitor]:
     """CPU, disk and network monitors, plus the NVIDIA GPU monitor when ``pynvml`` finds a GPU."""
+    from mlflow.system_metrics.metrics.cpu_monitor import CPUMonitor
+    from mlflow.system_metrics.metrics.disk_monitor import DiskMonitor
+    from mlflow.system_metrics.metrics.gpu_monitor import GPUMonitor
+    from mlflow.system_metrics.metrics.network_monitor import NetworkMonitor
+
     found: list[BaseMetricsMonitor] = [CPUMonitor(), DiskMonitor(), NetworkMonitor()]
     with contextlib.suppress(Exception):  # no nvidia-ml-py, no driver or no GPU: CPU-only metrics
         found.append(GPUMonitor())
@@ -37,7 +41,7 @@ class SystemSampler:
         self.record = record
         self.interval = interval
         self.origin = origin
-        self.monitors = monitors()
+        self.monitors: list[BaseMetricsMonitor] | None = None  # built on the first sample, in the sampler's thread
         self._last_step: int | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="system-metrics", daemon=True)
@@ -49,6 +53,8 @@ class SystemSampler:
     def sample(self) -> None:
         """Collect once from every monitor and record the values."""
         values: dict[str, float] = {}
+        if self.monitors is None:
+            self.monitors = monitors()
         for monitor in self.monitors:
             monitor.collect_metrics()
             values.update({f"{PREFIX}{k}": float(v) for k, v in monitor.aggregate_metrics().items()})
