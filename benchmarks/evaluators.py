@@ -35,6 +35,8 @@ from pipeline.config import EvaluateConfig, load_params
 from pipeline.io import atomic_write_json, read_json
 
 REPO = Path(__file__).resolve().parents[1]
+RUN_FIRST = "run `make repro` first"
+HINT = "the stage ran in the scratch project but wrote no file"
 
 
 @contextlib.contextmanager
@@ -128,9 +130,10 @@ def study(repo: Path, name: str, project: Path, cells: list[tuple[str, int]], ba
     stage(project, "feature-check")
     means = variant_means(score_grid(repo, project, cells, cfg), cells)
     order = list(baseline)
-    rho = float(spearmanr([baseline[v] for v in order], [means[v] for v in order]).statistic)
-    evaluator = read_json(project / layout.EVALUATOR_METRICS_PATH, what="evaluator metrics")
-    check = read_json(project / layout.FEATURE_CHECK_PATH, what="feature check")
+    rho = float(spearmanr([baseline[v] for v in order], [means[v] for v in order]).statistic) if len(order) > 2 \
+        else None  # two variants: ρ is ±1 whatever the FIDs
+    evaluator = read_json(project / layout.EVALUATOR_METRICS_PATH, what="evaluator metrics", hint=HINT)
+    check = read_json(project / layout.FEATURE_CHECK_PATH, what="feature check", hint=HINT)
     space = next(iter(check["feature_spaces"].values()))
     return {"name": name, "kind": evaluator["kind"], "kind_reason": evaluator["kind_reason"],
             "quality_metric": evaluator["quality_metric"], "quality": evaluator["quality"],
@@ -147,10 +150,10 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params(args.repo / "params.yaml")
     cells = [(v, s) for v in params.grid.variants for s in params.grid.seeds
-             if read_json(args.repo / layout.metrics_path(v, s), what="cell metrics").get("status") == "ok"]
+             if read_json(args.repo / layout.metrics_path(v, s), what="cell metrics", hint=RUN_FIRST).get("status") == "ok"]
     if not cells:
         parser.error("no ok cell in the repository: run `make repro` first")
-    baseline = variant_means({f"{v}-{s}": read_json(args.repo / layout.metrics_path(v, s), what="metrics")["fid"]
+    baseline = variant_means({f"{v}-{s}": read_json(args.repo / layout.metrics_path(v, s), what="metrics", hint=RUN_FIRST)["fid"]
                               for v, s in cells}, cells)
     raw = yaml.safe_load((args.repo / "params.yaml").read_text())
     base = {key: raw[key] for key in ("grid", "variants", "evaluator", "evaluate") if key in raw}
@@ -177,7 +180,8 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- |")
     for r in results["studies"]:
         ladder = ", ".join(d for d, ok in r["ladder_monotone"].items() if not ok) or "all four"
-        print(f"| {r['name']} | {r['kind']} | {r['spearman_vs_classifier']:.3f} | "
+        rho = "—" if r["spearman_vs_classifier"] is None else f"{r['spearman_vs_classifier']:.3f}"
+        print(f"| {r['name']} | {r['kind']} | {rho} | "
               f"{ladder if ladder == 'all four' else 'not: ' + ladder} | {r['fit_seconds']:.0f} s |")
     print(f"written to {args.out}")
 

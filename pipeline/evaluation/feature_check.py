@@ -30,7 +30,8 @@ from pipeline.evaluation.metrics import fid_from_statistics, fid_statistics
 from pipeline.io import atomic_write_json
 
 SEED = 9_000_011
-PIXEL_MODES = 10  # k-means clusters standing in for modes when the data have no classes
+PIXEL_MODES = 10  # k-means clusters standing in for modes when the data have no classes (or too few)
+MIN_CLASS_MODES = 5  # classes as modes only when each mode-dropping level (a fifth more) drops one more class
 KMEANS_FIT_IMAGES = 10_000
 
 # disturb(uint8 images (N, C, R, R), level, generator) -> uint8 images of the same shape
@@ -75,8 +76,9 @@ DISTURBANCES: dict[str, Disturbance] = {
 
 
 def pool_modes(images: torch.Tensor, labels: torch.Tensor, num_classes: int) -> tuple[np.ndarray, str]:
-    """The mode of every pool image and what modes are: classes, or pixel k-means clusters without classes."""
-    if num_classes >= 2:
+    """The mode of every pool image and what modes are: the classes when there are at least
+    :data:`MIN_CLASS_MODES`, else pixel k-means clusters (with 2 classes, dropping 40% or 80% of them is the same)."""
+    if num_classes >= MIN_CLASS_MODES:
         return labels.numpy(), "classes"
     flat = images.reshape(images.shape[0], -1).float().numpy() / 255  # (N, C·R·R)
     rng = np.random.default_rng(SEED)
@@ -89,7 +91,7 @@ def mode_dropped(modes: np.ndarray, share: float, size: int, rng: np.random.Gene
     """``size`` pool indices drawn from the modes left after removing ``share`` of them (without replacement when
     enough images remain)."""
     names = rng.permutation(np.unique(modes))
-    dropped = names[: int(round(share * len(names)))]
+    dropped = names[: min(int(round(share * len(names))), len(names) - 1)]  # one mode at least remains
     candidates = np.flatnonzero(~np.isin(modes, dropped))
     return rng.choice(candidates, size=size, replace=len(candidates) < size)
 
