@@ -101,6 +101,8 @@ def test_two_seeds_never_give_a_negative_bound() -> None:
     assert recall["ci_method"] == "bootstrap" and 0.0 <= recall["ci_low"] <= recall["ci_high"] <= 0.02
     kid = describe([-0.001, 0.004], nonnegative=False)  # an unbiased estimate may be negative: the plain t-interval
     assert kid["ci_method"] == "t" and kid["ci_low"] < -0.001
+    kid = describe([-0.001, 0.004], nonnegative=False, estimates_nonnegative=True)  # ... of a distance: not below 0
+    assert kid["ci_method"] == "t-clamped" and kid["ci_low"] == 0.0 < kid["ci_high"] and kid["mean"] == 0.0015
 
 
 def test_describe_uses_the_requested_confidence() -> None:

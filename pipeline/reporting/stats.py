@@ -30,6 +30,8 @@ INTERVAL_METHODS = {
     "log-t": "Student's t-interval on the log values (a multiplicative interval, never below zero)",
     "bootstrap": "percentile bootstrap of the mean over seeds (within the seeds' range, never below zero)",
     "t": "Student's t-interval of the mean",
+    "t-clamped": "Student's t-interval of the mean clamped at zero (KID's unbiased estimate can be negative, the "
+                 "squared MMD it estimates cannot)",
 }
 SMALL_N = 3  # at or below this many seeds an interval is wide because n is small, and the report says so
 BOOTSTRAP_RESAMPLES = 9999
@@ -61,9 +63,10 @@ def interval(data: np.ndarray, *, confidence: float, nonnegative: bool, share: b
 
 
 def describe(values: Sequence[float], *, confidence: float = 0.95, nonnegative: bool = True,
-             share: bool = False) -> dict[str, Any]:
+             share: bool = False, estimates_nonnegative: bool = False) -> dict[str, Any]:
     """Mean, sample std (ddof=1), n, the per-seed ``values`` and an interval of the mean at ``confidence``
-    (:func:`interval`; ``ci_method`` names it).
+    (:func:`interval`; ``ci_method`` names it). ``estimates_nonnegative``: values that may be negative estimates of
+    a quantity that cannot be (KID): the t-interval's lower end is clamped at zero.
 
     With n = 1 the std and interval are None; with n = 0 everything but n and values is None.
     """
@@ -76,6 +79,8 @@ def describe(values: Sequence[float], *, confidence: float = 0.95, nonnegative: 
     result["mean"] = float(data.mean())
     if n >= 2:
         low, high, method = interval(data, confidence=confidence, nonnegative=nonnegative, share=share)
+        if estimates_nonnegative and method == "t":
+            low, high, method = max(low, 0.0), max(high, 0.0), "t-clamped"
         result.update(std=float(data.std(ddof=1)), ci_low=low, ci_high=high, ci_method=method)
     return result
 

@@ -44,9 +44,15 @@ def _feature_spaces(group: Sequence[Mapping[str, Any]], *, confidence: float) ->
     def values(name: str, metric: str) -> list[float]:
         return [v for c in ok if (v := finite(spaces_of(c).get(name, {}).get(metric))) is not None]
 
-    return {name: {m: describe(values(name, m), confidence=confidence, nonnegative=m not in SIGNED,
-                            share=m in SHARES)
-                   for m in SPACE_METRICS} for name in names}
+    return {name: {m: _describe(values(name, m), m, confidence) for m in SPACE_METRICS} for name in names}
+
+
+def _describe(values: list[float], metric: str, confidence: float) -> dict[str, Any]:
+    """:func:`describe` with the metric's range: KID's estimates may be negative (its interval is clamped at 0),
+    shares stay in [0, 1], the rest is positive."""
+    signed = metric in SIGNED
+    return describe(values, confidence=confidence, nonnegative=not signed, estimates_nonnegative=signed,
+                    share=metric in SHARES)
 
 
 def _mode_collapse(entry: Mapping[str, Any]) -> bool | None:
@@ -58,9 +64,7 @@ def _mode_collapse(entry: Mapping[str, Any]) -> bool | None:
 
 
 def _variant(name: str, group: Sequence[Mapping[str, Any]], *, confidence: float) -> dict[str, Any]:
-    entry: dict[str, Any] = {m: describe(ok_values(group, m), confidence=confidence, nonnegative=m not in SIGNED,
-                             share=m in SHARES)
-                             for m in SUMMARY_METRICS}
+    entry: dict[str, Any] = {m: _describe(ok_values(group, m), m, confidence) for m in SUMMARY_METRICS}
     entry["seeds"] = [int(c["seed"]) for c in group if c.get("status") == "ok" and finite(c.get(FID)) is not None]
     entry["cells"] = {status: sum(c.get("status") == status for c in group) for status in STATUSES}
     entry["excluded"] = {
