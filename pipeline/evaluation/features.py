@@ -1,8 +1,9 @@
 """Feature spaces and feature extraction through torch-fidelity, with a keyed cache for reference features.
 
 A feature space is a torch-fidelity feature extractor plus its weights: ``domain`` (our fitted evaluator,
-``models/evaluator.pt``: the domain classifier or the contrastive encoder, whichever fit-evaluator chose) or ``inception-v3-compat`` (torch-fidelity's Inception-v3, from a local weights file or
-torch-fidelity's one-time download). :class:`Features` extracts every layer the metrics need in one pass.
+``models/evaluator.pt``: the domain classifier or the contrastive encoder, whichever fit-evaluator chose) or
+``inception-v3-compat`` (torch-fidelity's Inception-v3, from a local weights file or torch-fidelity's one-time
+download). :class:`Features` extracts every layer the metrics need in one pass.
 
 Reference features are cached in ``.cache/fid-stats/`` under a name built from everything they depend on: the
 caller's key (dataset fingerprint and split), a digest of the pixels, the resolution, the extractor and the

@@ -1,7 +1,7 @@
 """FID, IS, KID and precision/recall of generated images in one feature space, with torch-fidelity's metric math.
 
 Features are extracted once per image set (:class:`~pipeline.evaluation.features.Features`) and every metric is
-computed from them with torch-fidelity's functions, so the per-cell extras (bootstrap interval, class coverage)
+computed from them with torch-fidelity's functions, so the per-cell extras (FID over noise draws, class coverage)
 reuse the same features instead of running the network again.
 """
 
