@@ -149,12 +149,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "evaluators.json")
     args = parser.parse_args()
     params = load_params(args.repo / "params.yaml")
-    cells = [(v, s) for v in params.grid.variants for s in params.grid.seeds
-             if read_json(args.repo / layout.metrics_path(v, s), what="cell metrics", hint=RUN_FIRST).get("status") == "ok"]
+    metrics = {(v, s): read_json(args.repo / layout.metrics_path(v, s), what="cell metrics", hint=RUN_FIRST)
+               for v in params.grid.variants for s in params.grid.seeds}  # each file read once
+    cells = [cell for cell, cell_metrics in metrics.items() if cell_metrics.get("status") == "ok"]
     if not cells:
         parser.error("no ok cell in the repository: run `make repro` first")
-    baseline = variant_means({f"{v}-{s}": read_json(args.repo / layout.metrics_path(v, s), what="metrics", hint=RUN_FIRST)["fid"]
-                              for v, s in cells}, cells)
+    baseline = variant_means({f"{v}-{s}": metrics[v, s]["fid"] for v, s in cells}, cells)
     raw = yaml.safe_load((args.repo / "params.yaml").read_text())
     base = {key: raw[key] for key in ("grid", "variants", "evaluator", "evaluate") if key in raw}
     results: dict[str, Any] = {"baseline": {"name": "classifier-10 (the repository's grid)", "mean_fid": baseline,
