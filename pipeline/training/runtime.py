@@ -49,5 +49,8 @@ class Runtime:
         """What forward passes call: DDP around ``module`` under torchrun, compiled when asked (and ``compile``)."""
         wrapped = self.world.wrap(module)
         if self.compile and compile:
+            import torch._inductor.config as inductor_config  # imported only when compiling (slow)
+
+            inductor_config.deterministic = torch.are_deterministic_algorithms_enabled()
             wrapped.compile()
         return wrapped
