@@ -59,3 +59,21 @@ def test_cpu_runtime_is_fp32_contiguous_and_cuda_without_a_gpu_is_bad_input() ->
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="train.device: 'cuda' requested"):
             Runtime.create(device="cuda", precision="auto", compile=False)
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_compiling_passes_the_deterministic_flag_to_inductor(deterministic: bool) -> None:
+    """Seeding sets torch's flag without importing Inductor; the compile path hands it on to Inductor."""
+    import torch._inductor.config as inductor_config
+
+    from pipeline.seeding import seed_everything
+
+    before = inductor_config.deterministic
+    try:
+        seed_everything(0, deterministic=deterministic)
+        runtime = Runtime.create(device="cpu", precision="auto", compile=True)
+        runtime.parallel(torch.nn.Linear(2, 2))  # Module.compile is lazy: nothing is compiled here
+        assert inductor_config.deterministic is deterministic
+    finally:
+        inductor_config.deterministic = before
+        torch.set_deterministic_debug_mode("default")
