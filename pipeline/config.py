@@ -289,6 +289,11 @@ class EvaluateConfig(StrictModel):
     kid_subset_size: int = Field(1000, gt=1, description="KID: images per subset (capped at the sample count).")
     isc_splits: int = Field(10, gt=0, description="IS: number of splits.")
     prc_neighborhood: int = Field(3, gt=0, description="Precision/recall: k of the k-NN manifold radius.")
+    prc_samples: int | None = Field(
+        None, gt=1, description="Precision/recall on this many of the generated and as many reference images (a fixed "
+        "random subset of each; k-NN radii depend on the set size, so both sets are equal): the k-NN search grows "
+        "with the square of it. null: all generated images and as many reference images."
+    )
     noise_draws: int = Field(4, ge=1, description="Independent noise draws of num_samples images per cell: the "
                              "headline FID is their mean with a t-interval over draws (and FID∞); other metrics use "
                              "the first draw. 1: one draw, no interval.")
@@ -330,6 +335,8 @@ class PruneConfig(StrictModel):
         default_factory=lambda: [0.0, 0.3, 0.5, 0.7, 0.9], min_length=2,
         description="Fractions of the generator's conv/linear weights set to zero; 0 (the dense model) is required.",
     )
+    variants: list[str] = Field(default_factory=list, description="Variants of the grid whose cells are pruned "
+                                "(the prune stage's DVC matrix is prune.variants × prune.seeds); empty: none.")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1,
                              description="Seeds of the grid whose cells are pruned (the prune stage's DVC matrix).")
     finetune_steps: int = Field(100, ge=0, description="GANs: generator steps against the frozen discriminator "
@@ -376,7 +383,10 @@ class TrackingConfig(StrictModel):
         10.0, gt=0, description="Seconds between system/* samples (CPU, memory, disk, network, GPU) of training runs; "
         "null turns them off."
     )
-    log_models: bool = Field(True, description="Log each ok cell's generator as an MLflow model.")
+    log_models: bool = Field(
+        False, description="Log every ok cell's generator as an MLflow model when it is trained (a torch.export, "
+        "about 5 s a cell on a 2-core CPU); false: only the champion's, logged by the report stage."
+    )
     delivery_timeout: float = Field(
         30.0, ge=0, description="Seconds a finished stage waits for its MLflow logging to be delivered; the rest "
         "stays in runs/<cell>/mlflow/ for `python -m stages sync`."
@@ -455,12 +465,13 @@ def cross_field_problems(raw: dict[str, Any]) -> list[str]:
         problems.append(
             f"data.resolution: the conv architectures need a power of two (8, 16, 32, 64, ...), got {resolution}"
         )
-    seeds, pruned = grid.get("seeds"), _section(raw, "prune").get("seeds")
-    if isinstance(seeds, list) and isinstance(pruned, list):
-        untrained = [str(seed) for seed in pruned if seed not in seeds]
-        if untrained:
-            problems.append(f"prune.seeds: {', '.join(untrained)} not in grid.seeds ({', '.join(map(str, seeds))}): "
-                            "only trained cells can be pruned")
+    for key in ("variants", "seeds"):
+        trained, pruned = grid.get(key), _section(raw, "prune").get(key)
+        if isinstance(trained, list) and isinstance(pruned, list):
+            untrained = [str(item) for item in pruned if item not in trained]
+            if untrained:
+                problems.append(f"prune.{key}: {', '.join(untrained)} not in grid.{key} "
+                                f"({', '.join(map(str, trained))}): only trained cells can be pruned")
     batch, max_train = train.get("batch_size", 64), data.get("max_train_samples")
     if isinstance(batch, int) and isinstance(max_train, int) and 0 < max_train < batch:
         problems.append(f"train.batch_size: {batch} is larger than data.max_train_samples ({max_train})")

@@ -26,8 +26,9 @@ TINY_PARAMS: dict[str, Any] = {
     "evaluator": {"epochs": 1, "width": 4, "feature_dim": 8, "batch_size": 32},
     "train": {"steps": 6, "batch_size": 8, "log_every": 2, "sample_every": 3, "checkpoint_every": 3, "snapshot_every": 3},
     "report": {"confidence": 0.95},
-    # dvc.yaml's prune matrix reads prune.seeds from the params file itself (DVC does not see pydantic defaults)
-    "prune": {"sparsities": [0.0, 0.5], "seeds": [0], "num_samples": 64, "finetune_steps": 2, "finetune_batch_size": 8,
+    # dvc.yaml's prune matrix reads prune.variants and prune.seeds from the params file itself (DVC does not see
+    # pydantic defaults)
+    "prune": {"sparsities": [0.0, 0.5], "variants": ["gan", "vae"], "seeds": [0], "num_samples": 64, "finetune_steps": 2, "finetune_batch_size": 8,
               "latency_batch_size": 4, "latency_repeats": 2},
     "evaluate": {"num_samples": 64, "batch_size": 32, "kid_subsets": 5, "kid_subset_size": 16, "isc_splits": 2,
                  "noise_draws": 3, "curve_samples": 32, "noise_floor_repeats": 2},
@@ -42,6 +43,8 @@ def tiny_params(**overrides: Any) -> dict[str, Any]:
     """A deep copy of the tiny params, with top-level sections replaced by ``overrides``."""
     raw = copy.deepcopy(TINY_PARAMS)
     raw.update(overrides)
+    if "prune" not in overrides:  # another grid: prune those of its variants the tiny study prunes
+        raw["prune"]["variants"] = [v for v in raw["prune"]["variants"] if v in raw["grid"]["variants"]]
     return raw
 
 

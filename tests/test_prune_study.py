@@ -25,8 +25,9 @@ SPARSITIES = [0.0, 0.5, 0.9]
 @pytest.fixture
 def trained(workdir: Path):
     write_prepared(workdir, n_train=128)
-    raw = tiny_params(prune={"sparsities": SPARSITIES, "num_samples": 64, "finetune_steps": 3,
-                             "finetune_batch_size": 8, "latency_repeats": 2, "latency_batch_size": 4})
+    raw = tiny_params(prune={"sparsities": SPARSITIES, "variants": ["gan", "vae"], "num_samples": 64,
+                             "finetune_steps": 3, "finetune_batch_size": 8, "latency_repeats": 2,
+                             "latency_batch_size": 4})
     write_params(workdir / "params.yaml", raw)
     params = parse_params(raw)
     save_evaluator(layout.EVALUATOR_PATH, DomainClassifier(1, 8, 4, width=4, feature_dim=8).eval(),
@@ -88,3 +89,5 @@ def test_bad_prune_sections_are_refused() -> None:
         parse_params(tiny_params(prune={"sparsities": [0.5, 0.9]}))
     with pytest.raises(ConfigError, match=r"prune.seeds: 3 not in grid.seeds \(0\): only trained cells"):
         parse_params(tiny_params(prune={"seeds": [0, 3]}))
+    with pytest.raises(ConfigError, match=r"prune.variants: gone not in grid.variants \(gan, vae\): only trained"):
+        parse_params(tiny_params(prune={"variants": ["gan", "gone"]}))

@@ -170,6 +170,22 @@ def test_welch_test_compares_best_with_runner_up() -> None:
     assert f"Welch's t-test, p = {expected:.3g}" in text
 
 
+def test_headline_judges_every_comparison_of_the_best_after_holm() -> None:
+    fids = {"a": [10.0, 11.0, 12.0], "b": [14.0, 16.0, 15.5], "c": [30.0, 31.0, 29.5]}
+    summary = summarize([cell(name, i, v) for name, values in fids.items() for i, v in enumerate(values)])
+    raw = {b: stats.ttest_ind(fids["a"], fids[b], equal_var=False).pvalue for b in ("b", "c")}
+    raw_bc = stats.ttest_ind(fids["b"], fids["c"], equal_var=False).pvalue
+    ordered = sorted([raw["b"], raw["c"], raw_bc])
+    holm = {p: max(min(1.0, (3 - i) * q) for i, q in enumerate(ordered[: ordered.index(p) + 1])) for p in ordered}
+    comparison = summary["comparison"]
+    assert comparison["p_adjusted"] == pytest.approx(holm[raw["b"]]) and comparison["corrected_over"] == 3
+    assert comparison["significant"] is bool(holm[raw["b"]] < 0.05)
+    text = headline_text(summary)
+    assert f"p = {raw['b']:.3g}; {holm[raw['b']]:.3g} after Holm's correction over 3 pairs" in text
+    assert (f"Against the others: c is {np.mean(fids['c']) - np.mean(fids['a']):.2f} higher (adjusted p = "
+            f"{holm[raw['c']]:.3g}, significant)") in text
+
+
 def test_not_significant_difference_says_so() -> None:
     summary = summarize([cell("a", 0, 10.0), cell("a", 1, 14.0), cell("b", 0, 11.0), cell("b", 1, 15.0)])
     assert summary["comparison"]["significant"] is False

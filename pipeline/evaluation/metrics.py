@@ -56,7 +56,7 @@ def check_counts(n_generated: int, n_reference: int, cfg: EvaluateConfig) -> Non
         raise InputError(f"need at least 2 generated and 2 reference images, got {n_generated} and {n_reference}")
     if n_generated < cfg.isc_splits:
         raise InputError(f"evaluate.isc_splits ({cfg.isc_splits}) is larger than the {n_generated} generated images")
-    if min(n_generated, n_reference) <= cfg.prc_neighborhood:
+    if min(n_generated, n_reference, cfg.prc_samples or n_generated) <= cfg.prc_neighborhood:
         raise InputError(f"evaluate.prc_neighborhood ({cfg.prc_neighborhood}) needs more than that many generated "
                          f"and reference images, got {n_generated} and {n_reference}")
 
@@ -77,8 +77,9 @@ def score_features(
     isc = isc_features_to_metric(generated[layers["isc"]], splits=cfg.isc_splits) if "isc" in layers else None
     kid = kid_features_to_metric(generated[layers["kid"]], reference[layers["kid"]], kid_subsets=cfg.kid_subsets,
                                  kid_subset_size=kid_subset_size, verbose=False)
-    prc = prc_features_to_metric(generated[layers["prc"]], reference[layers["prc"]],
-                                 prc_neighborhood=cfg.prc_neighborhood, save_cpu_ram=True, verbose=False)
+    prc_gen, prc_ref = equal_subsets(generated[layers["prc"]], reference[layers["prc"]], cfg.prc_samples)
+    prc = prc_features_to_metric(prc_gen, prc_ref, prc_neighborhood=cfg.prc_neighborhood, save_cpu_ram=True,
+                                 verbose=False)
     return {
         "fid": fid,
         **(not_applicable(("isc_mean", "isc_std"), NO_CLASSES) if isc is None else {
@@ -93,4 +94,14 @@ def score_features(
         "num_samples": int(n_gen),
         "num_reference": int(n_ref),
         "kid_subset_size": int(kid_subset_size),
+        "prc_samples": int(len(prc_gen)),
     }
+
+
+def equal_subsets(generated: torch.Tensor, reference: torch.Tensor, limit: int | None,
+                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed random subsets of (N, D) and (M, D) features of one size: min(N, M, limit)."""
+    size = min(len(generated), len(reference), limit or len(generated))
+    noise = torch.Generator().manual_seed(seed)
+    return tuple(x if len(x) == size else x[torch.randperm(len(x), generator=noise)[:size]]
+                 for x in (generated, reference))

@@ -22,12 +22,25 @@ def _significance(summary: Mapping[str, Any], comparison: Mapping[str, Any]) -> 
         return f" Not enough seeds for a significance test (Welch's t-test needs ≥ 2 ok seeds each; {counts})."
     if p_value is None:
         return " Welch's t-test is undefined here (no spread across seeds)."
+    test = f"Welch's t-test, p = {p_value:.3g}"
+    if comparison["corrected_over"] > 1:
+        test += f"; {comparison['p_adjusted']:.3g} after Holm's correction over {comparison['corrected_over']} pairs"
     if comparison["significant"]:
-        return f" The difference is significant at the {alpha} level (Welch's t-test, p = {p_value:.3g})."
-    return (
-        f" The difference is not significant at the {alpha} level (Welch's t-test, p = {p_value:.3g}):"
-        " more seeds are needed to separate them."
-    )
+        return f" The difference is significant at the {alpha} level ({test})."
+    return f" The difference is not significant at the {alpha} level ({test}): more seeds are needed to separate them."
+
+
+def _against_the_rest(summary: Mapping[str, Any]) -> str:
+    """The best variant against each variant ranked below the runner-up, Holm-adjusted like the pairwise matrix."""
+    best, rest = summary["ranking"][0], summary["ranking"][2:]
+    entries = {e["b"]: e for e in summary["pairwise"] if e["a"] == best and e["b"] in rest}
+    parts = []
+    for name in rest:
+        entry = entries[name]
+        verdict = ("untested" if entry["p_adjusted"] is None else
+                   f"adjusted p = {entry['p_adjusted']:.3g}, {'' if entry['significant'] else 'not '}significant")
+        parts.append(f"{name} is {fmt(entry['mean_difference'])} higher ({verdict})")
+    return f" Against the others: {'; '.join(parts)}." if parts else ""
 
 
 def headline(summary: Mapping[str, Any]) -> list[Span | str]:
@@ -52,6 +65,7 @@ def headline(summary: Mapping[str, Any]) -> list[Span | str]:
         rel = f" ({relative:+.1%})" if relative is not None else ""
         parts += [" The runner-up, ", Span(runner, "strong"), f", is {fmt(comparison['difference'])} higher{rel}."]
         parts.append(_significance(summary, comparison))
+        parts.append(_against_the_rest(summary))
     seconds, speed = variants[best]["train_seconds"]["mean"], variants[best]["images_per_second"]["mean"]
     if seconds is not None:
         throughput = f" at {fmt(speed, 0)} images/s" if speed is not None else ""

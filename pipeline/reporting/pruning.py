@@ -22,9 +22,9 @@ PRUNE_FIGURE = "figures/fid-vs-sparsity.png"
 
 
 def read_prune_results(params: Params, *, root: Path) -> list[dict[str, Any]]:
-    """The prune metrics files of the grid's variants × ``prune.seeds`` that exist (the study is optional)."""
+    """The prune metrics files of ``prune.variants`` × ``prune.seeds`` that exist (the study is optional)."""
     results = []
-    for variant in params.grid.variants:
+    for variant in params.prune.variants:
         for seed in params.prune.seeds:
             path = root / layout.prune_metrics_path(variant, seed)
             if path.exists():

@@ -111,6 +111,9 @@ def summarize(
     if len(ranking) >= 2:
         best, runner_up = ranking[:2]
         comparison = compare(best, runner_up, fid[best], fid[runner_up], confidence=confidence)
+    pairs = pairwise(ranking, fid, confidence=confidence)
+    if comparison is not None:
+        comparison.update(corrected(comparison, pairs))
     ok_cells = [c for c in cells if c.get("status") == "ok"]
     extractors = sorted({str(c["feature_extractor"]) for c in ok_cells if c.get("feature_extractor")})
     return {
@@ -121,11 +124,20 @@ def summarize(
         "best_variant": ranking[0] if ranking else None,
         "ranking": ranking,
         "comparison": comparison,
-        "pairwise": pairwise(ranking, fid, confidence=confidence),
+        "pairwise": pairs,
         "pairwise_method": PAIRWISE_METHOD,
         "noise_floor": dict(noise_floor) if noise_floor is not None else None,
         "variants": variants,
     }
+
+
+def corrected(comparison: Mapping[str, Any], pairs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The best-vs-runner-up test after Holm's correction over every tested pair: its adjusted p-value, the number
+    of pairs corrected over, and significance judged on the adjusted p-value."""
+    (entry,) = [e for e in pairs if (e["a"], e["b"]) == (comparison["best"], comparison["runner_up"])]
+    tested = sum(e["p_value"] is not None for e in pairs)
+    significant = None if entry["p_adjusted"] is None else bool(entry["p_adjusted"] < comparison["alpha"])
+    return {"p_adjusted": entry["p_adjusted"], "corrected_over": tested, "significant": significant}
 
 
 def display_order(summary: Mapping[str, Any]) -> list[str]:

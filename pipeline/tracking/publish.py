@@ -6,14 +6,18 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pipeline import layout
 from pipeline.tracking.grid import grid_run_id
-from pipeline.tracking.models import promote_champion
+from pipeline.tracking.models import log_generator, promote_champion
 from pipeline.tracking.outbox import STATE, Outbox
 from pipeline.tracking.runs import MAX_BATCH
 from pipeline.tracking.sender import fail_fast_http
 from pipeline.tracking.store import open_client
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 SUMMARY_STATS = ("mean", "std", "ci_low", "ci_high")
 
@@ -31,12 +35,26 @@ def with_delivered_ids(cell: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def champion_cell(summary: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The ok cell with the lowest FID of the best-ranked variant that has a logged model, or None."""
+    """The ok cell with the lowest FID of the best-ranked variant that has an MLflow run, or None."""
     for variant in summary["ranking"]:
-        candidates = [c for c in cells if c["variant"] == variant and c["status"] == "ok" and c.get("mlflow_model_uri")]
+        candidates = [c for c in cells if c["variant"] == variant and c["status"] == "ok" and c.get("mlflow_run_id")]
         if candidates:
             return min(candidates, key=lambda c: c["fid"])
     return None
+
+
+def champion_model_uri(client: MlflowClient, cell: Mapping[str, Any], model_name: str) -> str:
+    """The champion cell's logged generator: the one training logged, else the one an earlier report registered
+    from this run, else logged now from ``runs/<cell>/generator.pt`` (``tracking.log_models: false``)."""
+    if cell.get("mlflow_model_uri"):
+        return str(cell["mlflow_model_uri"])
+    registered = client.search_model_versions(f"name = '{model_name}' and run_id = '{cell['mlflow_run_id']}'")
+    if registered:
+        return str(registered[0].source)
+    from pipeline.generators import load_generator
+
+    generator, _ = load_generator(layout.run_dir(cell["variant"], int(cell["seed"])) / "generator.pt")
+    return log_generator(cell["mlflow_run_id"], generator, tracking_uri=client.tracking_uri)
 
 
 def publish_grid(
@@ -75,10 +93,11 @@ def publish_grid(
     champion = None
     if best is not None:
         cell = f"{best['variant']}-{best['seed']}"
-        version = promote_champion(client, model_name, model_uri=best["mlflow_model_uri"], run_id=best["mlflow_run_id"],
+        model_uri = champion_model_uri(client, best, model_name)
+        version = promote_champion(client, model_name, model_uri=model_uri, run_id=best["mlflow_run_id"],
                                    tags={"cell": cell, "variant": str(best["variant"]), "fid": f"{best['fid']:.4f}",
                                          "feature_extractor": str(best.get("feature_extractor")), "grid_key": key})
-        champion = {"name": model_name, "version": version.version, "cell": cell, "model_uri": best["mlflow_model_uri"]}
+        champion = {"name": model_name, "version": version.version, "cell": cell, "model_uri": model_uri}
         client.set_tag(parent, "champion", f"{model_name} v{version.version} ({cell})")
     client.set_terminated(parent, "FINISHED")
     return {"parent_run_id": parent, "champion": champion}

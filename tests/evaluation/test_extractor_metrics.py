@@ -123,12 +123,25 @@ def test_identical_sets_score_zero_and_shifted_sets_do_not(trained_weights: Path
         assert {key: type(value) for key, value in result.items()} == {
             "fid": float, "isc_mean": float, "isc_std": float, "kid_mean": float, "kid_std": float,
             "precision": float, "recall": float, "f_score": float,
-            "num_samples": int, "num_reference": int, "kid_subset_size": int, "evaluator_sha256": str,
+            "num_samples": int, "num_reference": int, "kid_subset_size": int, "prc_samples": int,
+            "evaluator_sha256": str,
         }
         assert 1.0 <= result["isc_mean"] <= 4.0  # IS lies between 1 and the number of classes
         assert result["num_samples"] == 64
     assert same["precision"] == same["recall"] == 1.0  # every sample lies in its own k-NN ball
     assert shifted["precision"] < 0.5 and shifted["recall"] < 0.5
+
+
+def test_precision_recall_on_equal_subsets(trained_weights: Path, tmp_path: Path) -> None:
+    reference = separable(64, seed=3)[0]
+    kwargs = {"weights_path": trained_weights, "reference_key": "ref", "cache_dir": tmp_path}
+    double = compute_metrics(torch.cat([reference, reference]), reference, cfg=CFG, **kwargs)
+    assert double["num_samples"] == 128 and double["prc_samples"] == 64  # as many as the reference has
+    assert double["precision"] == 1.0  # every generated image is a reference image
+    capped = compute_metrics(reference // 2, reference, cfg=CFG.model_copy(update={"prc_samples": 20}), **kwargs)
+    full = compute_metrics(reference // 2, reference, cfg=CFG, **kwargs)
+    assert capped["prc_samples"] == 20 and capped["fid"] == full["fid"]  # only precision/recall is subsampled
+    assert (capped["precision"], capped["recall"]) != (full["precision"], full["recall"])
 
 
 def test_inception_score_counts_confidently_recognised_classes(trained_weights: Path, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from pipeline.evaluation.curve import time_to_within
 from pipeline.evaluation.features import FEATURE_SPACES, Features
 from pipeline.evaluation.metrics import fid_from_statistics, fid_statistics, score_features
 from pipeline.evaluation.modes import class_coverage
-from pipeline.evaluation.uncertainty import FrechetToReference, fid_over_draws
+from pipeline.evaluation.uncertainty import FrechetToReference, fid_over_draws, t_interval
 from tests.evaluation.test_classifier import separable
 from tests.evaluation.test_extractor_metrics import random_images, trained_weights  # noqa: F401 - fixture
 
@@ -82,6 +82,15 @@ def test_fid_over_draws_brackets_the_expected_fid_and_fid_infinity_the_closed_fo
         covers["infinity"] += result["fid_infinity_ci_low"] <= CLOSED_FORM <= result["fid_infinity_ci_high"]
     assert covers["at_n"] >= 16 and covers["infinity"] >= 16, covers  # nominal 95%: 19 of 20
     assert covers["at_n_closed_form"] <= 4, covers
+
+
+@pytest.mark.parametrize(("values", "confidence"), [([50.1, 51.3, 49.8, 50.6], 0.95), ([3.0, 9.0, 4.5], 0.9)])
+def test_t_interval_is_scipy_stats_t_interval(values: list[float], confidence: float) -> None:
+    from scipy import stats
+
+    x = np.asarray(values)
+    low, high = stats.t.interval(confidence, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
+    assert t_interval(x, confidence) == (pytest.approx(max(low, 0.0), rel=1e-12), pytest.approx(high, rel=1e-12))
 
 
 def test_one_draw_has_no_interval_and_nothing_goes_below_zero() -> None:

@@ -38,6 +38,7 @@ def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # a variant whose learning rate blows it up: its cell must not stop the grid
     raw["variants"]["boom"] = {**raw["variants"]["gan"], "g_optimizer": {"lr": 1.0e30}, "d_optimizer": {"lr": 1.0e30}}
     raw["grid"]["variants"].append("boom")
+    raw["prune"]["variants"] = ["gan", "boom"]  # vae is trained but not pruned
     write_params(repo / "params.yaml", raw)
     _dvc(repo, "init", "--no-scm", "-q")
     _dvc(repo, "config", "core.analytics", "false")
@@ -138,8 +139,9 @@ def test_second_repro_does_nothing_and_a_variant_edit_reruns_only_its_cells(repr
     assert set(status) <= {"train@vae-0", "evaluate@vae-0", "report"}
 
 
-def test_prune_stage_ran_for_the_pruned_seeds(reproduced: Path) -> None:
+def test_prune_stage_ran_for_the_pruned_cells_only(reproduced: Path) -> None:
     study = json.loads((reproduced / "metrics" / "prune-gan-0.json").read_text())
     assert study["status"] == "ok" and [row["sparsity"] for row in study["rows"]] == [0.0, 0.5]
     assert json.loads((reproduced / "metrics" / "prune-boom-0.json").read_text())["rows"] == []  # diverged cell
+    assert not (reproduced / "metrics" / "prune-vae-0.json").exists()  # not in prune.variants
     assert "Pruning: fewer parameters" in (reproduced / "reports" / "report.md").read_text()

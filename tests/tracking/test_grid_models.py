@@ -84,9 +84,7 @@ def test_cells_are_children_of_the_grid_run_with_models_and_system_metrics(grid:
         assert any(key.startswith("system/cpu_utilization") for key in run.data.metrics), run.data.metrics.keys()
         assert any(key.startswith("system/system_memory_usage") for key in run.data.metrics)
         summary = json.loads((grid / layout.run_dir(run.data.tags["variant"], 0) / "train.json").read_text())
-        assert summary["mlflow_model_uri"].startswith("models:/")
-        info = mlflow.models.get_model_info(summary["mlflow_model_uri"])
-        assert info.run_id == run.info.run_id and info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"][0] == -1
+        assert summary["mlflow_model_uri"] is None  # tracking.log_models is off by default: the report logs one
 
 
 def test_report_registers_the_champion_and_it_generates(grid: Path) -> None:
@@ -99,7 +97,9 @@ def test_report_registers_the_champion_and_it_generates(grid: Path) -> None:
     assert version.tags["variant"] == summary_best
 
     uri = "models:/genbench-synthetic-generator@champion"
-    latent_dim = mlflow.models.get_model_info(uri).signature.inputs.to_dict()[0]["tensor-spec"]["shape"][1]
+    info = mlflow.models.get_model_info(uri)
+    assert info.run_id == version.run_id and info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"][0] == -1
+    latent_dim = info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"][1]
     generator = mlflow.pytorch.load_model(uri)
     with torch.no_grad():
         images = generator(torch.randn(5, latent_dim))  # another batch size than the logged example's 2

@@ -33,7 +33,7 @@ def test_server_stopped_mid_run_loses_nothing(team_server: MlflowServer, workdir
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", team_server.url)
     write_prepared(workdir)
-    raw = tiny_params(tracking={"system_metrics_interval": 1.0, "delivery_timeout": 120})
+    raw = tiny_params(tracking={"system_metrics_interval": 1.0, "delivery_timeout": 120, "log_models": True})
     steps = 700
     raw["train"].update(steps=steps, log_every=5, sample_every=100, checkpoint_every=350, snapshot_every=350)
     done: list[int] = []
@@ -84,7 +84,7 @@ def test_never_reachable_keeps_a_local_copy_that_sync_delivers(workdir: Path, mo
     url = f"http://127.0.0.1:{port}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
     write_prepared(workdir)
-    raw = tiny_params(tracking={"delivery_timeout": 1})
+    raw = tiny_params(tracking={"delivery_timeout": 1, "log_models": True})
     summary = train_cell(parse_params(raw), "gan", 0, progress=False)
     assert summary["status"] == "ok" and summary["mlflow_run_id"] is None  # finished without the server
     outbox = Outbox(workdir / summary["mlflow_outbox"])
