@@ -136,6 +136,21 @@ def score_curve(variant: str, seed: int, reference: ReferenceSet, cfg: EvaluateC
             "curve_num_samples": cfg.curve_samples, **time_to_within(points)}
 
 
+def score_cell(variant: str, seed: int, *, ok: bool, cfg: EvaluateConfig) -> dict[str, Any]:
+    """Every metric of a trained cell's samples and its FID curve; only the curve for a diverged/failed cell."""
+    reference = ReferenceSet(cfg)
+    result: dict[str, Any] = {}
+    if ok:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        generator, _ = load_generator(layout.run_dir(variant, seed) / "generator.pt", device=device)
+        draws = sample_draws(generator, cfg.num_samples, draws=cfg.noise_draws, seed=seed, batch_size=cfg.batch_size)
+        result.update(score_samples(draws, reference, cfg, seed))
+    result.update(score_curve(variant, seed, reference, cfg))
+    if not ok:
+        result.update(time_to_within_10pct=None, steps_to_within_10pct=None)
+    return result
+
+
 def evaluate_cell(params: Params, variant: str, seed: int) -> dict[str, Any]:
     """Score one cell and write its metrics file; diverged/failed cells get null metrics and their reason."""
     params.variant(variant)
@@ -149,17 +164,15 @@ def evaluate_cell(params: Params, variant: str, seed: int) -> dict[str, Any]:
                                               "mlflow_run_id", "mlflow_model_uri", "mlflow_outbox")},
         **dict.fromkeys((*METRIC_KEYS, *CI_KEYS, *COVERAGE_KEYS, *CURVE_KEYS, *NDB_KEYS, "feature_spaces")),
     }
-    reference = ReferenceSet(cfg)
-    if summary["status"] == "ok":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        generator, _ = load_generator(layout.run_dir(variant, seed) / "generator.pt", device=device)
-        draws = sample_draws(generator, cfg.num_samples, draws=cfg.noise_draws, seed=seed, batch_size=cfg.batch_size)
-        result.update(score_samples(draws, reference, cfg, seed))
-    result.update(score_curve(variant, seed, reference, cfg))
-    if summary["status"] != "ok":
-        result.update(time_to_within_10pct=None, steps_to_within_10pct=None)
+    # attached first: its sender opens the MLflow store in the background while the cell is scored
     run = CellRun.attach(Path(result["mlflow_outbox"]) if result.get("mlflow_outbox") else None,
                          run_id=result["mlflow_run_id"], root=layout.outbox_dir(variant, seed))
+    try:
+        result.update(score_cell(variant, seed, ok=summary["status"] == "ok", cfg=cfg))
+    except BaseException:
+        if run is not None:
+            run.finish(None, wait=0)  # stop its sender; what it holds stays in the outbox
+        raise
     if run is not None:
         log_to_mlflow(run, result)
         left = run.finish(None, wait=params.tracking.delivery_timeout)

@@ -252,6 +252,10 @@ class Sender:
         self._wake.set()
 
     def _loop(self) -> None:
+        try:  # import MLflow and open the store now, while the stage works, rather than when it hands over its logs
+            self.client  # noqa: B018 - the property opens the client
+        except Exception:  # noqa: BLE001 - an unreachable store is retried by deliver_once below, with its message
+            pass
         wait = BACKOFF[0]
         while not self._stop.is_set():
             if self.deliver_once():
