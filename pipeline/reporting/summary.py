@@ -136,8 +136,7 @@ def corrected(comparison: Mapping[str, Any], pairs: Sequence[Mapping[str, Any]])
     of pairs corrected over, and significance judged on the adjusted p-value."""
     (entry,) = [e for e in pairs if (e["a"], e["b"]) == (comparison["best"], comparison["runner_up"])]
     tested = sum(e["p_value"] is not None for e in pairs)
-    significant = None if entry["p_adjusted"] is None else bool(entry["p_adjusted"] < comparison["alpha"])
-    return {"p_adjusted": entry["p_adjusted"], "corrected_over": tested, "significant": significant}
+    return {"p_adjusted": entry["p_adjusted"], "corrected_over": tested, "significant": entry["significant"]}
 
 
 def display_order(summary: Mapping[str, Any]) -> list[str]:
