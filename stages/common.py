@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
+import os
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
@@ -56,3 +59,25 @@ def check_in_grid(cfg: Params, variant: str, seed: int) -> None:
     Negative seeds never get here: ``SeedOption`` has ``min=0``, so Typer rejects them with exit 2.
     """
     cfg.variant(variant)
+
+
+def exit_now(code: int | str | None) -> None:
+    """Leave the process as ``sys.exit(code)`` would, without tearing down its modules.
+
+    A stage that imported torch, torchvision and MLflow spends 1.2–1.7 s (2 cores) freeing some 3,000 modules at
+    interpreter shutdown, once per DVC stage. What shutdown does that matters is kept, in its order: wait for
+    non-daemon threads, run the atexit handlers (logging, multiprocessing, MLflow, weakref finalizers), flush.
+    Under a profiler or debugger (``python -m cProfile -m stages``) it exits normally so they can write their output.
+    """
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+        code = 1
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code or 0)

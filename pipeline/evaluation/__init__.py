@@ -4,7 +4,7 @@ uncertainty, mode coverage, curves and the feature-space check."""
 from pipeline.evaluation.classifier import DomainClassifier, fit_classifier
 from pipeline.evaluation.contrastive import ContrastiveEncoder, fit_contrastive
 from pipeline.evaluation.evaluator import fit_evaluator, load_evaluator, save_evaluator, weights_hash
-from pipeline.evaluation.extractor import EXTRACTOR_NAME, DomainFeatureExtractor, register_domain_extractor
+from pipeline.evaluation.extractor import EXTRACTOR_NAME, DomainFeatureExtractor
 from pipeline.evaluation.features import FEATURE_SPACES, Features, FeatureSpace
 from pipeline.evaluation.metrics import frechet_distance, score_features
 
@@ -21,7 +21,6 @@ __all__ = [
     "fit_evaluator",
     "frechet_distance",
     "load_evaluator",
-    "register_domain_extractor",
     "save_evaluator",
     "score_features",
     "weights_hash",

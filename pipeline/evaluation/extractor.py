@@ -1,8 +1,10 @@
-"""The fitted evaluators as torch-fidelity feature extractors: ``domain-classifier`` and ``domain-contrastive``.
+"""The fitted evaluators as feature extractors: ``domain-classifier`` and ``domain-contrastive``.
 
-torch-fidelity builds one per ``calculate_metrics`` call as ``cls(name, features_list, **kwargs)`` and it reads
-the evaluator from ``feature_extractor_weights_path`` (``models/evaluator.pt``). It feeds uint8 B×3×H×W
-batches; the extractor maps them back to the evaluator's channels and resolution.
+They follow torch-fidelity's extractor interface (``features_list``, a tuple of (B, D) features per call,
+``get_default_feature_layer_for_metric``) without importing it: torch-fidelity imports torchvision, whose ``ops``
+import ``torch._dynamo`` (3 s on 2 cores, in every evaluate process). They read the evaluator from
+``models/evaluator.pt`` and take uint8 B×3×H×W batches as torch-fidelity's extractors do, mapping them back to the
+evaluator's channels and resolution.
 
 Classifier features: ``feat`` (penultimate layer; FID, KID, PRC), ``logits`` (the classifier's own logits; IS) and
 ``logits_unbiased`` (logits without the head's bias, as Inception's IS layer is named; not a default).
@@ -11,12 +13,11 @@ Contrastive features: ``feat`` (the embedding; FID, KID, PRC) only — it has no
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
 
 import torch
+from torch import nn
 from torch.nn import functional as F
-from torch_fidelity.feature_extractor_base import FeatureExtractorBase
-from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
 from pipeline.evaluation.classifier import to_unit_range
 from pipeline.evaluation.evaluator import load_evaluator
@@ -29,7 +30,8 @@ EMBEDDING_LAYERS = {"fid": "feat", "kid": "feat", "prc": "feat"}
 
 
 def to_classifier_input(x: torch.Tensor, *, channels: int, resolution: int) -> torch.Tensor:
-    """uint8 (B, 3, H, W) from torch-fidelity → float (B, channels, resolution, resolution) in [-1, 1]."""
+    """uint8 (B, 3, H, W), grey repeated to 3 channels as torch-fidelity feeds its extractors → float
+    (B, channels, resolution, resolution) in [-1, 1]."""
     if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(f"expected uint8 B×3×H×W images, got {x.dtype} with shape {tuple(x.shape)}")
     if channels == 1:
@@ -40,43 +42,31 @@ def to_classifier_input(x: torch.Tensor, *, channels: int, resolution: int) -> t
     return to_unit_range(x)  # float in [0, 255] or uint8 → [-1, 1]
 
 
-class DomainFeatureExtractor(FeatureExtractorBase):
+class DomainFeatureExtractor(nn.Module):
     """Penultimate features and logits of the trained :class:`~pipeline.evaluation.classifier.DomainClassifier`."""
 
     kind = "classifier"
     features_provided: tuple[str, ...] = FEATURES
     default_layers: dict[str, str] = DEFAULT_LAYERS
 
-    def __init__(
-        self, name: str, features_list: list[str], feature_extractor_weights_path: str | None = None, **kwargs: Any
-    ):
-        super().__init__(name, features_list)
-        if feature_extractor_weights_path is None:
-            raise ValueError(f"the '{name}' feature extractor needs feature_extractor_weights_path (models/evaluator.pt)")
-        self.classifier, self.info = load_evaluator(feature_extractor_weights_path)
+    def __init__(self, weights: str | Path, features_list: list[str]):
+        super().__init__()
+        unknown = sorted(set(features_list) - set(self.features_provided))
+        if unknown:
+            raise ValueError(f"the {self.kind} evaluator provides {', '.join(self.features_provided)}, not "
+                             f"{', '.join(unknown)}")
+        self.features_list = list(features_list)
+        self.classifier, self.info = load_evaluator(weights)
         if self.info["kind"] != self.kind:
-            raise ValueError(f"{feature_extractor_weights_path} holds a {self.info['kind']} evaluator, the '{name}' "
-                             f"feature extractor reads a {self.kind}")
+            raise ValueError(f"{weights} holds a {self.info['kind']} evaluator, not a {self.kind}")
         self.requires_grad_(False)
         self.eval()
-
-    @classmethod
-    def get_provided_features_list(cls) -> tuple[str, ...]:
-        return cls.features_provided
 
     @classmethod
     def get_default_feature_layer_for_metric(cls, metric: str) -> str:
         if metric not in cls.default_layers:
             raise ValueError(f"no default feature layer for metric '{metric}' (known: {', '.join(cls.default_layers)})")
         return cls.default_layers[metric]
-
-    @staticmethod
-    def can_be_compiled() -> bool:
-        return False
-
-    @staticmethod
-    def get_dummy_input_for_compile() -> torch.Tensor:
-        return (torch.rand([1, 3, 32, 32]) * 255).to(torch.uint8)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         model = self.classifier
@@ -96,22 +86,3 @@ class ContrastiveFeatureExtractor(DomainFeatureExtractor):
     kind = "contrastive"
     features_provided = ("feat",)
     default_layers = EMBEDDING_LAYERS
-
-
-def _register(name: str, cls: type) -> str:
-    registered = FEATURE_EXTRACTORS_REGISTRY.get(name)
-    if registered is None:
-        register_feature_extractor(name, cls)
-    elif registered.__qualname__ != cls.__qualname__ or registered.__module__ != __name__:
-        raise RuntimeError(f"torch-fidelity already has a different feature extractor named '{name}'")
-    return name
-
-
-def register_domain_extractor() -> str:
-    """Register :class:`DomainFeatureExtractor` with torch-fidelity once per process; returns its name."""
-    return _register(EXTRACTOR_NAME, DomainFeatureExtractor)
-
-
-def register_contrastive_extractor() -> str:
-    """Register :class:`ContrastiveFeatureExtractor` with torch-fidelity once per process; returns its name."""
-    return _register(CONTRASTIVE_NAME, ContrastiveFeatureExtractor)

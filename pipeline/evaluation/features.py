@@ -1,9 +1,10 @@
-"""Feature spaces and feature extraction through torch-fidelity, with a keyed cache for reference features.
+"""Feature spaces and feature extraction, with a keyed cache for reference features.
 
-A feature space is a torch-fidelity feature extractor plus its weights: ``domain`` (our fitted evaluator,
-``models/evaluator.pt``: the domain classifier or the contrastive encoder, whichever fit-evaluator chose) or
-``inception-v3-compat`` (torch-fidelity's Inception-v3, from a local weights file or torch-fidelity's one-time
-download). :class:`Features` extracts every layer the metrics need in one pass.
+A feature space is a feature extractor plus its weights: ``domain`` (our fitted evaluator, ``models/evaluator.pt``:
+the domain classifier or the contrastive encoder, whichever fit-evaluator chose) or ``inception-v3-compat``
+(torch-fidelity's Inception-v3, from a local weights file or torch-fidelity's one-time download; torch-fidelity is
+imported only for it). :class:`Features` extracts every layer the metrics need in one batched pass, as
+torch-fidelity's ``get_featuresdict_from_dataset`` does (a test checks they agree).
 
 Reference features are cached in ``.cache/fid-stats/`` under a name built from everything they depend on: the
 caller's key (dataset fingerprint and split), a digest of the pixels, the resolution, the extractor and the
@@ -19,13 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
-from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
-from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
+from torch import nn
 
 from pipeline.errors import InputError
 from pipeline.evaluation.evaluator import FIT_HINT, evaluator_kind
-from pipeline.evaluation.extractor import register_contrastive_extractor, register_domain_extractor
+from pipeline.evaluation.extractor import ContrastiveFeatureExtractor, DomainFeatureExtractor
 from pipeline.io import atomic_save, sha256_file
 
 FeatureDict = dict[str, torch.Tensor]  # layer name -> (N, D) float features
@@ -34,17 +33,18 @@ METRICS = ("fid", "isc", "kid", "prc")
 
 @dataclass(frozen=True)
 class FeatureSpace:
-    """One entry of :data:`FEATURE_SPACES`: params name, torch-fidelity extractor name, readable label."""
+    """One entry of :data:`FEATURE_SPACES`: params name, extractor name, readable label, and the extractor class
+    for our own evaluators (None: torch-fidelity's extractor of that name)."""
 
     key: str
     extractor: str
     label: str
-    register: Callable[[], str] | None = None  # registers a custom extractor with torch-fidelity
+    module: type[DomainFeatureExtractor] | None = None
 
 
 DOMAIN_SPACES: dict[str, FeatureSpace] = {  # evaluator kind -> its feature space
-    "classifier": FeatureSpace("domain", "domain-classifier", "domain classifier", register_domain_extractor),
-    "contrastive": FeatureSpace("domain", "domain-contrastive", "contrastive encoder", register_contrastive_extractor),
+    "classifier": FeatureSpace("domain", "domain-classifier", "domain classifier", DomainFeatureExtractor),
+    "contrastive": FeatureSpace("domain", "domain-contrastive", "contrastive encoder", ContrastiveFeatureExtractor),
 }
 FEATURE_SPACES: dict[str, FeatureSpace] = {
     "domain": DOMAIN_SPACES["classifier"],
@@ -55,21 +55,6 @@ FEATURE_SPACES: dict[str, FeatureSpace] = {
 def resolve_space(key: str, evaluator: Path) -> FeatureSpace:
     """The feature space named ``key`` in params; ``domain`` is that of the evaluator file's kind."""
     return DOMAIN_SPACES[evaluator_kind(evaluator)] if key == "domain" else FEATURE_SPACES[key]
-
-
-class ImageTensorDataset(Dataset):
-    """uint8 (N, C, H, W) images as torch-fidelity wants them: one uint8 (3, H, W) tensor per item."""
-
-    def __init__(self, images: torch.Tensor):
-        check_images(images, "images")
-        self.images = images
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        image = self.images[index]  # (C, H, W)
-        return image.expand(3, -1, -1) if image.shape[0] == 1 else image  # grey → (3, H, W) view
 
 
 def check_images(images: torch.Tensor, what: str) -> None:
@@ -96,15 +81,13 @@ def reference_cache_name(reference_key: str, reference: torch.Tensor, *, extract
 
 
 class Features:
-    """A torch-fidelity feature extractor holding every layer that FID, IS, KID and PRC use in its space.
+    """A feature extractor holding every layer that FID, IS, KID and PRC use in its space.
 
     ``weights`` is required for ``domain`` (the evaluator file); for Inception None means torch-fidelity's
     download (cached by torch.hub), a path means that local file and no network access.
     """
 
     def __init__(self, space: FeatureSpace, weights: Path | None, *, batch_size: int, cuda: bool = False):
-        if space.register is not None:
-            space.register()
         if weights is not None:
             weights = Path(weights)
             if not weights.is_file():
@@ -113,38 +96,37 @@ class Features:
         elif space.key == "domain":
             raise InputError(f"the domain feature space needs models/evaluator.pt; {FIT_HINT}")
         self.space = space
-        self.weights_sha256 = sha256_file(weights) if weights is not None else f"download-{Path(URL_INCEPTION_V3).name}"
+        self.weights_sha256 = sha256_file(weights) if weights is not None else f"download-{Path(_inception_url()).name}"
         self.batch_size = batch_size
-        self.cuda = cuda
-        cls = _extractor_class(space.extractor)
+        self.device = torch.device("cuda" if cuda else "cpu")
+        cls = space.module or _torch_fidelity_class(space.extractor)
         self.layers = {}  # metric -> layer, for the metrics this space supports (a contrastive embedding has no IS)
         for metric in METRICS:
             try:
                 self.layers[metric] = cls.get_default_feature_layer_for_metric(metric)
             except ValueError:
                 continue
-        kwargs = {"feature_extractor_weights_path": str(weights)} if weights is not None else {}
         try:
-            self.extractor = create_feature_extractor(
-                space.extractor, sorted(set(self.layers.values())), cuda=cuda, verbose=False, **kwargs
-            )
+            self.extractor = _build(space, sorted(set(self.layers.values())), weights).to(self.device)
         except InputError:
             raise
         except Exception as error:  # noqa: BLE001 - network, pickle and state-dict errors all mean "no usable weights"
             if weights is None:
                 raise InputError(
-                    f"cannot download the {space.label} weights ({URL_INCEPTION_V3}): {type(error).__name__}: "
+                    f"cannot download the {space.label} weights ({_inception_url()}): {type(error).__name__}: "
                     f"{error}; without internet, download the file elsewhere and set evaluate.inception_weights"
                 ) from None
             raise InputError(f"{weights}: not usable {space.label} weights ({type(error).__name__}: {error}); "
                              "check evaluate.inception_weights") from None
 
+    @torch.inference_mode()
     def __call__(self, images: torch.Tensor) -> FeatureDict:
-        """Features of uint8 (N, C, H, W) images: layer -> (N, D) on the CPU."""
+        """Features of uint8 (N, C, H, W) images: layer -> (N, D) on the CPU, in ``batch_size`` batches."""
         check_images(images, "images")
-        return get_featuresdict_from_dataset(
-            ImageTensorDataset(images), self.extractor, self.batch_size, self.cuda, save_cpu_ram=True, verbose=False
-        )
+        outputs = [self.extractor(batch.expand(-1, 3, -1, -1).to(self.device))  # grey → (B, 3, H, W) view
+                   for batch in images.split(self.batch_size)]
+        return {name: torch.cat([output[index].cpu() for output in outputs])
+                for index, name in enumerate(self.extractor.features_list)}
 
     def reference(self, images: torch.Tensor, *, key: str, cache_dir: Path) -> FeatureDict:
         """Features of reference images, read from / written to the keyed cache in ``cache_dir``."""
@@ -168,9 +150,25 @@ class Features:
         return value
 
 
-def _extractor_class(name: str) -> type:
+def _build(space: FeatureSpace, layers: list[str], weights: Path | None) -> nn.Module:
+    """The extractor module of ``space`` giving ``layers``: our evaluator's, or torch-fidelity's (imported here)."""
+    if space.module is not None:
+        return space.module(weights, layers)
+    from torch_fidelity.utils import create_feature_extractor
+
+    kwargs = {"feature_extractor_weights_path": str(weights)} if weights is not None else {}
+    return create_feature_extractor(space.extractor, layers, cuda=False, verbose=False, **kwargs)
+
+
+def _torch_fidelity_class(name: str) -> type:
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
     if name not in FEATURE_EXTRACTORS_REGISTRY:
         raise InputError(f"torch-fidelity has no feature extractor named '{name}'")
     return FEATURE_EXTRACTORS_REGISTRY[name]
+
+
+def _inception_url() -> str:
+    from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+
+    return URL_INCEPTION_V3

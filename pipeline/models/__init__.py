@@ -88,7 +88,7 @@ class ImageGenerator(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return OUTPUT_MAPS[self.output](self.net(z))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def sample(self, n: int, *, generator: torch.Generator, batch_size: int = 500) -> torch.Tensor:
         """``n`` uint8 images (n, C, R, R) on the CPU, from noise drawn with ``generator`` (CPU).
 

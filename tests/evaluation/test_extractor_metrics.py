@@ -1,4 +1,4 @@
-"""The torch-fidelity extractor, feature spaces and the metrics: FID/IS/KID/PRC on tiny inputs, the reference cache."""
+"""The domain extractor, feature spaces and the metrics: FID/IS/KID/PRC on tiny inputs, the reference cache."""
 
 from __future__ import annotations
 
@@ -7,20 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from pipeline.config import EvaluateConfig
 from pipeline.errors import InputError
-from pipeline.evaluation import features as features_module
 from pipeline.evaluation.classifier import DomainClassifier, fit_classifier, to_unit_range
 from pipeline.evaluation.evaluator import save_evaluator
 from pipeline.evaluation.extractor import (
     EXTRACTOR_NAME,
     DomainFeatureExtractor,
-    register_domain_extractor,
     to_classifier_input,
 )
-from pipeline.evaluation.features import FEATURE_SPACES, Features, ImageTensorDataset, reference_cache_name
+from pipeline.evaluation.features import FEATURE_SPACES, Features, reference_cache_name
 from pipeline.evaluation.metrics import frechet_distance, score_features
 from tests.evaluation.test_classifier import TINY, separable
 
@@ -65,15 +62,9 @@ def trained_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_registration_is_idempotent() -> None:
-    assert register_domain_extractor() == EXTRACTOR_NAME == "domain-classifier"
-    assert register_domain_extractor() == EXTRACTOR_NAME
-    assert FEATURE_EXTRACTORS_REGISTRY[EXTRACTOR_NAME] is DomainFeatureExtractor
-
-
 def test_grey_input_round_trips_through_three_channels() -> None:
     grey = random_images(5, seed=1)
-    three = torch.stack([ImageTensorDataset(grey)[i] for i in range(5)])  # what torch-fidelity batches
+    three = grey.expand(-1, 3, -1, -1)  # what Features feeds, as torch-fidelity does
     assert three.shape == (5, 3, 8, 8) and three.dtype == torch.uint8
     torch.testing.assert_close(to_classifier_input(three, channels=1, resolution=8), to_unit_range(grey))
 
@@ -91,9 +82,7 @@ def test_extractor_features_follow_the_requested_order(weights: Path) -> None:
     assert DomainFeatureExtractor.get_default_feature_layer_for_metric("fid") == "feat"
     assert DomainFeatureExtractor.get_default_feature_layer_for_metric("kid") == "feat"
     assert DomainFeatureExtractor.get_default_feature_layer_for_metric("isc") == "logits"
-    extractor = DomainFeatureExtractor(
-        EXTRACTOR_NAME, ["logits_unbiased", "feat", "logits"], feature_extractor_weights_path=str(weights)
-    )
+    extractor = DomainFeatureExtractor(weights, ["logits_unbiased", "feat", "logits"])
     x = random_images(6, seed=2).expand(-1, 3, -1, -1)
     unbiased, feat, logits = extractor(x)
     assert feat.shape == (6, 8) and logits.shape == (6, 4) and unbiased.shape == (6, 4)
@@ -166,13 +155,13 @@ def test_kid_subset_size_is_capped_by_the_sample_counts(weights: Path, tmp_path:
 def extraction_spy(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Records the size of every image set whose features were extracted."""
     calls: list[int] = []
-    original = features_module.get_featuresdict_from_dataset
+    original = Features.__call__
 
-    def spy(dataset, *args, **kwargs):
-        calls.append(len(dataset))
-        return original(dataset, *args, **kwargs)
+    def spy(self: Features, images: torch.Tensor) -> dict:
+        calls.append(len(images))
+        return original(self, images)
 
-    monkeypatch.setattr(features_module, "get_featuresdict_from_dataset", spy)
+    monkeypatch.setattr(Features, "__call__", spy)
     return calls
 
 
