@@ -107,3 +107,22 @@ def test_distillation_keeps_the_fine_tuned_generator_near_the_dense_one() -> Non
         with torch.no_grad():
             distances[weight] = float((make_permanent(pruned).eval()(z) - dense(z)).pow(2).mean())
     assert distances[1000.0] < distances[0.0]
+
+
+def test_a_generator_loaded_for_sampling_samples_the_same_pixels_and_the_default_one_prunes(tmp_path) -> None:
+    from pipeline.generators import export_generator, load_generator
+
+    config = DcganConfig(width=8, latent_dim=8)
+    generator = ImageGenerator(_nets(config)["generator"], latent_dim=8, output="tanh")
+    path = tmp_path / "generator.pt"
+    export_generator(path, generator, kind="gan", model=config.model_dump(), meta={"channels": 1, "resolution": 16})
+    dense, _ = load_generator(path)
+    fast, _ = load_generator(path, channels_last=True)
+    assert any(not p.is_contiguous() for p in fast.parameters())  # 4-D weights really are channels_last
+    images = [g.sample(200, generator=torch.Generator().manual_seed(1)) for g in (dense, fast)]
+    assert torch.equal(*images)
+    pruned = make_permanent(prune_global(dense.net, 0.5))  # torch's pruning views weights flat: contiguous only
+    counts = parameter_counts(pruned)
+    assert counts["nonzero_prunable_weights"] == pytest.approx(counts["prunable_weights"] / 2, abs=2)
+    with pytest.raises(RuntimeError, match="view size"):
+        prune_global(fast.net, 0.5)

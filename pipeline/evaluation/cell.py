@@ -142,7 +142,7 @@ def score_cell(variant: str, seed: int, *, ok: bool, cfg: EvaluateConfig) -> dic
     result: dict[str, Any] = {}
     if ok:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        generator, _ = load_generator(layout.run_dir(variant, seed) / "generator.pt", device=device)
+        generator, _ = load_generator(layout.run_dir(variant, seed) / "generator.pt", device=device, channels_last=True)
         draws = sample_draws(generator, cfg.num_samples, draws=cfg.noise_draws, seed=seed, batch_size=cfg.batch_size)
         result.update(score_samples(draws, reference, cfg, seed))
     result.update(score_curve(variant, seed, reference, cfg))

@@ -25,7 +25,7 @@ def score_snapshots(
     """
     points = []
     for step, path in list_snapshots(folder):
-        generator, info = load_generator(path)
+        generator, info = load_generator(path, channels_last=True)
         images = generator.sample(num_samples, generator=torch.Generator().manual_seed(seed), batch_size=batch_size)
         feats = features(images)[features.layers["fid"]]
         fid = distance(feats) if bool(torch.isfinite(feats).all()) else None
