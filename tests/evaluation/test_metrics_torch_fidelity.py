@@ -64,9 +64,8 @@ def test_batched_extraction_is_torch_fidelitys(inception_weights) -> None:  # no
     extractor = Features(FEATURE_SPACES["inception-v3-compat"], inception_weights, batch_size=3)
     images = torch.randint(0, 256, (7, 1, 32, 32), generator=torch.Generator().manual_seed(8), dtype=torch.uint8)
     ours = extractor(images)
-    three = torch.utils.data.TensorDataset(images.expand(-1, 3, -1, -1))
-    dataset = [item for (item,) in three]  # a Dataset of (3, H, W) uint8 tensors, as torch-fidelity wants
-    theirs = get_featuresdict_from_dataset(_ListDataset(dataset), extractor.extractor, 3, False, True, False)
+    dataset = _ListDataset(list(images.expand(-1, 3, -1, -1)))  # (3, H, W) uint8 items, as torch-fidelity wants
+    theirs = get_featuresdict_from_dataset(dataset, extractor.extractor, 3, False, True, False)
     assert ours.keys() == theirs.keys() == set(extractor.layers.values())
     for name in ours:
         torch.testing.assert_close(ours[name], theirs[name], rtol=0, atol=0)
