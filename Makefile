@@ -19,7 +19,7 @@ setup: $(STAMP) dataset postgres  ## Create .venv and install the project (a no-
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev,ray]'
 	touch $@
 
 # Fashion-MNIST from Debian's package when we may install it; otherwise `prepare` downloads it.

@@ -9,6 +9,7 @@ from stages import (
     feature_check,
     fit_evaluator,
     gate,
+    launch,
     noise_floor,
     prepare,
     prune,
@@ -37,6 +38,7 @@ COMMANDS = {
     "server": server.main,  # not a DVC stage: the team MLflow server
     "sync": sync.main,  # not a DVC stage: deliver MLflow logging kept while the store was away
     "gate": gate.main,  # not a DVC stage: the quality gate of `make retrain`
+    "launch": launch.main,  # not a DVC stage: runs the others as Ray tasks
 }
 for _name, _command in COMMANDS.items():
     app.command(_name)(_command)
