@@ -7,7 +7,8 @@ every function returns a scalar to *minimise*.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -70,11 +71,26 @@ def dragan_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) ->
     return _unit_gradient_penalty(critic, x + alpha * (noisy - x))
 
 
+@contextmanager
+def ieee_fp32() -> Iterator[None]:
+    """IEEE fp32 for CUDA matmuls and cuDNN convolutions inside the block (TF32 off), the previous setting after."""
+    backends = [torch.backends.cuda.matmul, torch.backends.cudnn.conv]
+    saved = [backend.fp32_precision for backend in backends]
+    for backend in backends:
+        backend.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        for backend, value in zip(backends, saved):
+            backend.fp32_precision = value
+
+
 def _unit_gradient_penalty(critic: nn.Module, points: torch.Tensor) -> torch.Tensor:
     """Mean squared deviation of ‖∇ₓD(x)‖₂ from 1 at ``points`` (B, C, H, W); computed in fp32 so it stays
     correct under autocast."""
     points = points.requires_grad_(True)
-    with torch.autocast(device_type=points.device.type, enabled=False):  # forward, gradient and norm in fp32
+    # forward, gradient and norm in fp32: no autocast, and no TF32 convolutions/matmuls on Ampere+ GPUs
+    with torch.autocast(device_type=points.device.type, enabled=False), ieee_fp32():
         scores = critic(points)
         (grad,) = torch.autograd.grad(scores.sum(), points, create_graph=True)
         return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()

@@ -155,3 +155,22 @@ def test_iwae_bound_by_hand() -> None:
     # k = 1 is the single-sample ELBO estimate, and the k-sample bound is at least the mean of the k ELBO estimates
     assert_close(iwae_bound(log_lik[:1], z[:1], mu, logvar), torch.tensor([weights[0]]))
     assert iwae_bound(log_lik, z, mu, logvar).item() >= sum(weights) / 2
+
+
+def test_the_penalty_runs_without_tf32_and_restores_the_setting() -> None:
+    from pipeline.losses import ieee_fp32
+
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append((torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision))
+            return x.sum(dim=(1, 2, 3))
+
+    before = (torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision)
+    gradient_penalty(Spy(), torch.randn(2, 1, 2, 2), torch.randn(2, 1, 2, 2))
+    assert seen == [("ieee", "ieee")]
+    assert (torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision) == before
+    with pytest.raises(RuntimeError), ieee_fp32():
+        raise RuntimeError("restored also when the block fails")
+    assert torch.backends.cudnn.conv.fp32_precision == before[0]

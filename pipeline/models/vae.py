@@ -41,7 +41,11 @@ class Decoder(nn.Module):
         self.net = nn.Sequential(generator.stem, *list(generator.body)[:-1])  # drop Tanh: logits
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
+        """Body under the caller's autocast; the head in fp32: a bf16 mean's spacing on [0.5, 1) is 1/256, the
+        discretised logistic's half bin, so a bf16 head would hand the likelihood rounded means."""
+        x = self.net[:-1](z)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self.net[-1](x.float())  # (B, out_channels, R, R), fp32
 
 
 class ConvVAE(nn.Module):

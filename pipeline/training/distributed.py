@@ -54,8 +54,11 @@ class World:
         return seed if self.rank == 0 else int(np.random.SeedSequence([seed, self.rank]).generate_state(1)[0])
 
     def device(self, device: torch.device) -> torch.device:
-        """One GPU per local rank."""
-        return torch.device("cuda", self.local_rank) if device.type == "cuda" and self.enabled else device
+        """One GPU per local rank, among the GPUs this process sees: where each sees only its own (SLURM
+        ``--gpus-per-task=1``, Ray), ``cuda:LOCAL_RANK`` would not exist."""
+        if device.type != "cuda" or not self.enabled:
+            return device
+        return torch.device("cuda", self.local_rank % torch.cuda.device_count())
 
     def shard(self, batch_size: int) -> slice:
         """This rank's rows of a global batch; the global batch must split evenly."""
@@ -69,7 +72,8 @@ class World:
         """DDP around ``module`` (gradients averaged across ranks during backward, buffers from rank 0)."""
         if not self.enabled:
             return module
-        device_ids = [self.local_rank] if next(module.parameters()).is_cuda else None
+        parameter = next(module.parameters())
+        device_ids = [parameter.device.index] if parameter.is_cuda else None
         return DistributedDataParallel(module, device_ids=device_ids)
 
     def mean(self, tensor: torch.Tensor) -> torch.Tensor:

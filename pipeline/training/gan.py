@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -12,6 +15,18 @@ from pipeline.training.distributed import no_sync
 from pipeline.training.ema import EMA
 from pipeline.training.optim import build_optimizer
 from pipeline.training.runtime import Runtime
+
+
+@contextmanager
+def frozen(parameters: list[nn.Parameter]) -> Iterator[None]:
+    """Autograd computes no gradients for ``parameters`` inside the block (their inputs' gradients still flow)."""
+    for parameter in parameters:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter in parameters:
+            parameter.requires_grad_(True)
 
 
 class GanTrainer:
@@ -71,7 +86,8 @@ class GanTrainer:
                     torch._foreach_clamp_max_(self._critic_weights, self.cfg.clip_value)
         out.update(loss_d=loss_d.detach(), d_real=real_logits.detach().mean(), d_fake=fake_logits.detach().mean())
 
-        with no_sync(self.d):  # the critic's gradients of this step are discarded: no need to average them
+        # the critic's weights get no gradients in the generator's step (they would be discarded), nor averaged
+        with no_sync(self.d), frozen(self._critic_weights):
             with self.autocast():
                 fake_logits = self.d(self.g(self._noise(real_batches[0].size(0)))).float()
                 loss_g = self.loss.generator(fake_logits)

@@ -111,10 +111,11 @@ def _find_resume(paths: CellPaths, config: dict, *, restart: bool, on_config_cha
         return None
 
 
-def _restore_rng(saved: list[dict], world: World, seed: int, step: int, console: Console) -> None:
+def _restore_rng(saved: list[dict], world: World, device: torch.device, seed: int, step: int,
+                 console: Console) -> None:
     """Each rank's RNG state from the checkpoint; reseeded per rank when the process count changed."""
     if len(saved) == world.size:
-        set_rng_state(saved[world.rank])
+        set_rng_state(saved[world.rank], device)
         return
     torch.manual_seed(world.rank_seed(seed) + step)
     if world.is_main:
@@ -182,7 +183,7 @@ def _train(
     if resume is not None:
         trainer.load_state_dict(resume["trainer"])
         stream.load_state_dict(resume["data"])
-        _restore_rng(resume["rng"], world, seed, resume["step"], console)
+        _restore_rng(resume["rng"], world, device, seed, resume["step"], console)
         step, elapsed, history, outbox = resume["step"], resume["elapsed"], resume["history"], resume.get("mlflow_outbox")
         if world.is_main:
             console.print(f"[{variant}-{seed}] resuming from step {step}/{total_steps}")
@@ -203,7 +204,7 @@ def _train(
     ) if world.is_main else NullRun()
 
     def save(at_step: int) -> None:  # every rank: the RNG states are gathered
-        rngs = world.gather(rng_state())
+        rngs = world.gather(rng_state(device))
         if world.is_main:
             ckpt.save_checkpoint(paths.checkpoints, {
                 "step": at_step, "config": config, "trainer": trainer.state_dict(), "data": stream.state_dict(),

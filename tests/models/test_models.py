@@ -80,3 +80,17 @@ def test_image_generator_sample_is_seeded_uint8() -> None:
 def test_uint8_round_trip() -> None:
     x = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16)
     assert torch.equal(to_uint8(to_float(x)), x)
+
+
+def test_the_vae_decoder_head_stays_fp32_under_bf16_autocast() -> None:
+    from pipeline.models.vae import Decoder
+
+    torch.manual_seed(0)
+    decoder = Decoder(out_channels=2, resolution=8, width=8, latent_dim=4).eval()
+    z = torch.randn(3, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = decoder(z)
+        body = decoder.net[:-1](z)
+    assert body.dtype == torch.bfloat16 and out.dtype == torch.float32  # the body is lowered, the head is not
+    assert torch.equal(out, decoder.net[-1](body.float()))
+    assert torch.equal(decoder(z), decoder.net(z))  # without autocast: the plain fp32 network

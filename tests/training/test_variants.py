@@ -80,3 +80,33 @@ def test_gpu_grid_file_is_valid_and_covers_the_zoo() -> None:
     assert {v.model.name for v in variants if v.kind == "gan"} == {"dcgan", "resnet"}
     assert {v.model.likelihood for v in variants if v.kind == "vae"} == set(LIKELIHOODS)
     assert {v.objective for v in variants if v.kind == "vae"} == {"elbo", "iwae"}
+
+
+@pytest.mark.parametrize("variant", ["gan", "resnet-wgan-gp"])
+def test_the_generator_step_skips_critic_gradients_with_identical_weights(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variant: str) -> None:
+    from contextlib import nullcontext
+
+    from pipeline.training import gan
+
+    calls = []
+    real_frozen = gan.frozen
+
+    def spy(parameters):
+        calls.append(len(parameters))
+        return real_frozen(parameters)
+
+    weights = {}
+    for name, context in (("frozen", spy), ("reference", lambda parameters: nullcontext())):
+        folder = tmp_path / name
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        monkeypatch.setattr(gan, "frozen", context)
+        write_prepared(folder)
+        variants = {variant: VARIANTS[variant]} if variant in VARIANTS else None
+        raw = tiny_params(grid={"variants": [variant], "seeds": [0]}, **({"variants": variants} if variants else {}))
+        params = load_params(write_params(folder / "params.yaml", raw))
+        assert train_cell(params, variant, 0, progress=False)["status"] == "ok"
+        weights[name] = torch.load(folder / f"runs/{variant}-0/generator.pt", weights_only=True)["state_dict"]
+    assert calls and all(n > 0 for n in calls)  # used at every generator step
+    assert all(torch.equal(weights["frozen"][k], weights["reference"][k]) for k in weights["reference"])
