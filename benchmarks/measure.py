@@ -67,8 +67,10 @@ class Workspace:
 def throughput(ws: Workspace, *, rounds: int, device: torch.device, workers: int, source: Path) -> dict[str, Any]:
     """Our ``train`` loop and the reference loop, alternately in this process; images/s of each round."""
     from pipeline.training.loop import train_cell
+    from pipeline.training.runtime import Runtime
 
     cfg, train = ws.params.variant(VARIANT), ws.params.train
+    runtime = Runtime.create(device=device.type, precision=train.precision, compile=False)  # what our loop resolves
     resolution = ws.params.data.resolution
     root, download = torchvision_root(ws.root / "torchvision", source)
     loader = reference_loader(root, download=download, resolution=resolution, batch_size=train.batch_size,
@@ -78,12 +80,14 @@ def throughput(ws: Workspace, *, rounds: int, device: torch.device, workers: int
         with ws.active():
             summary = train_cell(ws.params, VARIANT, 0, restart=True, progress=False)
         ours.append(summary["images_per_second"])
-        reference.append(reference_throughput(cfg, loader, steps=train.steps, device=device, resolution=resolution,
-                                              log_every=train.log_every))
+        reference.append(reference_throughput(cfg, loader, steps=train.steps, runtime=runtime,
+                                              resolution=resolution, log_every=train.log_every))
         print(f"  round {len(ours)}: ours {ours[-1]:.0f} img/s, reference {reference[-1]:.0f} img/s", flush=True)
     return {"ours_images_per_second": ours, "reference_images_per_second": reference,
             "ratio": statistics.median(ours) / statistics.median(reference), "steps": train.steps,
-            "batch_size": train.batch_size, "reference_workers": workers, "precision": summary["precision"]}
+            "batch_size": train.batch_size, "reference_workers": workers, "precision": summary["precision"],
+            "reference_precision": runtime.precision.name,
+            "memory_format": "channels_last" if runtime.memory_format == torch.channels_last else "contiguous"}
 
 
 def evaluation(ws: Workspace) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 """The bare reference loop: plain PyTorch, the same DCGAN networks, batch, loss and optimizers as the benchmarked
-cell, fed the usual way: torchvision's FashionMNIST through a DataLoader with Resize/ToTensor/Normalize."""
+cell, fed the usual way: torchvision's FashionMNIST through a DataLoader with Resize/ToTensor/Normalize. It runs in
+the same precision and memory format as our loop (bf16 autocast and channels_last on a GPU, fp32 on the CPU), so the
+ratio compares the loops, not the arithmetic."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from torchvision import datasets, transforms
 
 from pipeline.config import GanVariant
 from pipeline.models import build_model
+from pipeline.training.runtime import Runtime
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -45,33 +48,40 @@ def reference_loader(root: Path, *, download: bool, resolution: int, batch_size:
                       pin_memory=pin_memory, persistent_workers=workers > 0)
 
 
-def reference_throughput(cfg: GanVariant, loader: DataLoader, *, steps: int, device: torch.device,
+def reference_throughput(cfg: GanVariant, loader: DataLoader, *, steps: int, runtime: Runtime,
                          resolution: int, log_every: int) -> float:
     """Images/s of ``steps`` non-saturating GAN steps doing the same work as our trainer (a D update on a fresh
-    fake batch, then a G update on new noise), as a tutorial writes them."""
+    fake batch, then a G update on new noise), as a tutorial writes them, in ``runtime``'s precision and layout."""
     torch.manual_seed(0)
+    device, layout, precision = runtime.device, runtime.memory_format, runtime.precision
     nets = build_model(cfg.model, channels=1, resolution=resolution)
-    generator, discriminator = nets["generator"].to(device), nets["discriminator"].to(device)
+    generator = nets["generator"].to(device, memory_format=layout)
+    discriminator = nets["discriminator"].to(device, memory_format=layout)
     opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.g_optimizer.lr, betas=cfg.g_optimizer.betas)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.d_optimizer.lr, betas=cfg.d_optimizer.betas)
+    scale_g, scale_d = precision.scaler(), precision.scaler()  # pass-through unless fp16
     latent, done, images = cfg.model.latent_dim, 0, 0
     started = time.perf_counter()
     while done < steps:
         for real, _ in loader:
-            real = real.to(device, non_blocking=True)
-            with torch.no_grad():
+            real = real.to(device, non_blocking=True, memory_format=layout)
+            with torch.no_grad(), precision.autocast():
                 fake = generator(torch.randn(real.size(0), latent, device=device))
-            real_logits, fake_logits = discriminator(real), discriminator(fake)
-            loss_d = (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-                      + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+            with precision.autocast():
+                real_logits, fake_logits = discriminator(real), discriminator(fake)
+                loss_d = (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+                          + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
             opt_d.zero_grad()
-            loss_d.backward()
-            opt_d.step()
-            fake_logits = discriminator(generator(torch.randn(real.size(0), latent, device=device)))
-            loss_g = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+            scale_d.scale(loss_d).backward()
+            scale_d.step(opt_d)
+            scale_d.update()
+            with precision.autocast():
+                fake_logits = discriminator(generator(torch.randn(real.size(0), latent, device=device)))
+                loss_g = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
             opt_g.zero_grad()
-            loss_g.backward()
-            opt_g.step()
+            scale_g.scale(loss_g).backward()
+            scale_g.step(opt_g)
+            scale_g.update()
             done, images = done + 1, images + real.size(0)
             if done % log_every == 0:
                 print_losses = (loss_d.item(), loss_g.item())  # logged as often as our loop logs

@@ -65,9 +65,10 @@ def prune_cell(params: Params, variant: str, seed: int) -> dict[str, Any]:
         "rows": [], "dense_fid_ci_high": None, "largest_sparsity_within_noise": None,
     }
     if summary["status"] == "ok":
-        reference = ReferenceSet(evaluate)
-        dense, _ = load_generator(layout.run_dir(variant, seed) / "generator.pt")
+        reference = ReferenceSet(evaluate, params.train.device)  # sampling, fine-tuning and scoring on it
+        dense, _ = load_generator(layout.run_dir(variant, seed) / "generator.pt", device=reference.device)
         critic = frozen_discriminator(params, variant, seed, reference.meta) if cfg.kind == "gan" else None
+        critic = critic.to(reference.device) if critic is not None else None
         for sparsity in study.sparsities:
             result["rows"].append(_score_sparsity(dense, critic, sparsity, params, variant, seed, reference, evaluate))
         dense_row = result["rows"][0]

@@ -70,8 +70,8 @@ def _sparse(tensor: torch.Tensor) -> torch.Tensor:
 
 def serialized_bytes(net: nn.Module, *, sparse: bool) -> int:
     """Size of ``torch.save`` of the state dict; with ``sparse`` each prunable weight is stored as CSR when that is
-    smaller than dense (the on-disk size a sparse export would have)."""
-    state = dict(net.state_dict())
+    smaller than dense (the on-disk size a sparse export would have), as saved from the CPU."""
+    state = {key: value.detach().cpu() for key, value in net.state_dict().items()}
     if sparse:
         for module, name in prunable_weights(net):
             key = next(k for k, v in net.state_dict(keep_vars=True).items() if v is getattr(module, name))
@@ -117,10 +117,11 @@ def finetune_generator(
         teacher = copy.deepcopy(teacher).eval().requires_grad_(False)
     generator.train()
     optimizer = torch.optim.Adam([p for p in generator.parameters() if p.requires_grad], lr=lr, betas=(0.5, 0.999))
-    noise = torch.Generator().manual_seed(seed)
+    noise = torch.Generator().manual_seed(seed)  # drawn on the CPU: the same noise on every device
+    device = next(generator.parameters()).device
     losses = []
     for _ in range(steps):
-        z = torch.randn(batch_size, latent_dim, generator=noise)  # (B, latent)
+        z = torch.randn(batch_size, latent_dim, generator=noise).to(device)  # (B, latent)
         images = generator(z)  # (B, C, R, R)
         value = loss.generator(discriminator(images).float())
         if teacher is not None and distill_weight > 0:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
@@ -58,6 +59,19 @@ def test_prune_stage_writes_every_sparsity_and_logs_to_the_cells_run(trained) ->
     run_id = json.loads(Path("runs/gan-0/train.json").read_text())["mlflow_run_id"]
     history = MlflowClient().get_metric_history(run_id, "prune/fid")
     assert sorted(m.step for m in history) == [0, 50, 90]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_the_study_runs_on_the_training_device(trained) -> None:
+    """Sampling, fine-tuning and scoring follow ``train.device``: a GPU this machine lacks is refused, naming the key,
+    and no study file is written."""
+    raw = tiny_params(prune={"sparsities": SPARSITIES, "variants": ["gan", "vae"]})
+    raw["train"]["device"] = "cuda"
+    write_params(Path("params.yaml"), raw)
+    result = CliRunner().invoke(app, ["prune", "--variant", "gan", "--seed", "0"])
+    assert result.exit_code == 2
+    assert "train.device: 'cuda' requested but no CUDA device is available" in result.output
+    assert not layout.prune_metrics_path("gan", 0).exists()
 
 
 def test_vae_cells_are_pruned_without_fine_tuning(trained) -> None:

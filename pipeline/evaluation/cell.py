@@ -30,6 +30,7 @@ from pipeline.generators import load_generator
 from pipeline.io import atomic_write_json, read_json
 from pipeline.models import ImageGenerator
 from pipeline.tracking import CellRun
+from pipeline.training.runtime import resolve_device
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation noise is independent of the training noise of the same seed
 CURVE_SEED_OFFSET = 2_000_003
@@ -49,11 +50,11 @@ def read_train_summary(variant: str, seed: int) -> dict[str, Any]:
     return read_json(layout.run_dir(variant, seed) / "train.json", what="training summary", hint=hint)
 
 
-def build_features(key: str, cfg: EvaluateConfig) -> Features:
+def build_features(key: str, cfg: EvaluateConfig, device: torch.device) -> Features:
     """The extractor of feature space ``key`` with its weights: the evaluator file, or the Inception weights."""
     space = resolve_space(key, layout.EVALUATOR_PATH)
     weights = layout.EVALUATOR_PATH if space.key == "domain" else cfg.inception_weights
-    return Features(space, weights, batch_size=cfg.batch_size, cuda=torch.cuda.is_available())
+    return Features(space, weights, batch_size=cfg.batch_size, device=device)
 
 
 def headline_space(cfg: EvaluateConfig) -> FeatureSpace:
@@ -62,9 +63,11 @@ def headline_space(cfg: EvaluateConfig) -> FeatureSpace:
 
 
 class ReferenceSet:
-    """The test split and, per feature space, its (cached) features."""
+    """The test split and, per feature space, its (cached) features; scored on ``device`` (the training device,
+    ``train.device``: the GPU when there is one)."""
 
-    def __init__(self, cfg: EvaluateConfig):
+    def __init__(self, cfg: EvaluateConfig, device: str = "auto"):
+        self.device = resolve_device(device)
         self.images, self.labels = load_prepared("test")
         self.meta = load_meta()
         self.key = f"{self.meta['fingerprint']}-test"
@@ -74,7 +77,7 @@ class ReferenceSet:
 
     def features(self, key: str) -> tuple[Features, FeatureDict]:
         if key not in self.spaces:
-            extractor = build_features(key, self.cfg)
+            extractor = build_features(key, self.cfg, self.device)
             self.spaces[key] = extractor, extractor.reference(self.images, key=self.key, cache_dir=layout.CACHE_DIR)
         return self.spaces[key]
 
@@ -111,7 +114,8 @@ def score_samples(draws: list[torch.Tensor], reference: ReferenceSet, cfg: Evalu
         if index == 0:
             layer = extractor.layers["fid"]
             features = [gen[layer], *(extractor(images)[layer] for images in draws[1:])]
-            scores.update(fid_over_draws(features, fid_statistics(ref[layer]), confidence=cfg.confidence, seed=seed))
+            scores.update(fid_over_draws(features, fid_statistics(ref[layer]), confidence=cfg.confidence, seed=seed,
+                                         device=reference.device))
             result.update(scores, **ndb(gen[layer], reference.bins(key), alpha=cfg.ndb_alpha))
         result["feature_spaces"][extractor.space.extractor] = {k: scores.get(k) for k in SPACE_KEYS}
         if key == "domain" and "isc" in extractor.layers:
@@ -129,20 +133,21 @@ def score_samples(draws: list[torch.Tensor], reference: ReferenceSet, cfg: Evalu
 def score_curve(variant: str, seed: int, reference: ReferenceSet, cfg: EvaluateConfig) -> dict[str, Any]:
     """The FID-over-training curve of the cell's snapshots in the domain feature space."""
     domain, ref = reference.features("domain")
-    distance = FrechetToReference(fid_statistics(ref[domain.layers["fid"]]))
+    distance = FrechetToReference(fid_statistics(ref[domain.layers["fid"]]), reference.device)
     points = score_snapshots(layout.run_dir(variant, seed) / "snapshots", domain, distance,
-                             num_samples=cfg.curve_samples, seed=seed + CURVE_SEED_OFFSET, batch_size=cfg.batch_size)
+                             num_samples=cfg.curve_samples, seed=seed + CURVE_SEED_OFFSET, batch_size=cfg.batch_size,
+                             device=reference.device)
     return {"fid_curve": points, "curve_feature_extractor": domain.space.extractor,
             "curve_num_samples": cfg.curve_samples, **time_to_within(points)}
 
 
-def score_cell(variant: str, seed: int, *, ok: bool, cfg: EvaluateConfig) -> dict[str, Any]:
+def score_cell(variant: str, seed: int, *, ok: bool, cfg: EvaluateConfig, device: str = "auto") -> dict[str, Any]:
     """Every metric of a trained cell's samples and its FID curve; only the curve for a diverged/failed cell."""
-    reference = ReferenceSet(cfg)
+    reference = ReferenceSet(cfg, device)
     result: dict[str, Any] = {}
     if ok:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        generator, _ = load_generator(layout.run_dir(variant, seed) / "generator.pt", device=device, channels_last=True)
+        generator, _ = load_generator(layout.run_dir(variant, seed) / "generator.pt", device=reference.device,
+                                      channels_last=True)
         draws = sample_draws(generator, cfg.num_samples, draws=cfg.noise_draws, seed=seed, batch_size=cfg.batch_size)
         result.update(score_samples(draws, reference, cfg, seed))
     result.update(score_curve(variant, seed, reference, cfg))
@@ -168,7 +173,7 @@ def evaluate_cell(params: Params, variant: str, seed: int) -> dict[str, Any]:
     run = CellRun.attach(Path(result["mlflow_outbox"]) if result.get("mlflow_outbox") else None,
                          run_id=result["mlflow_run_id"], root=layout.outbox_dir(variant, seed))
     try:
-        result.update(score_cell(variant, seed, ok=summary["status"] == "ok", cfg=cfg))
+        result.update(score_cell(variant, seed, ok=summary["status"] == "ok", cfg=cfg, device=params.train.device))
     except BaseException:
         if run is not None:
             run.finish(None, wait=0)  # stop its sender; what it holds stays in the outbox

@@ -16,16 +16,17 @@ TOLERANCE = 0.1  # "within 10% of the final FID"
 
 
 def score_snapshots(
-    folder: Path, features: Features, distance: FrechetToReference, *, num_samples: int, seed: int, batch_size: int
+    folder: Path, features: Features, distance: FrechetToReference, *, num_samples: int, seed: int, batch_size: int,
+    device: torch.device | str = "cpu",
 ) -> list[dict[str, Any]]:
     """One point per snapshot in ``folder``: step, training wall time and FID of ``num_samples`` images.
 
     Every snapshot draws the same noise, so the curve shows the network changing, not the sample. FID is None
-    where the snapshot's images are not finite (a diverging network).
+    where the snapshot's images are not finite (a diverging network). Snapshots sample on ``device``.
     """
     points = []
     for step, path in list_snapshots(folder):
-        generator, info = load_generator(path, channels_last=True)
+        generator, info = load_generator(path, device=device, channels_last=True)
         images = generator.sample(num_samples, generator=torch.Generator().manual_seed(seed), batch_size=batch_size)
         feats = features(images)[features.layers["fid"]]
         fid = distance(feats) if bool(torch.isfinite(feats).all()) else None

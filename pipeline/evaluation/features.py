@@ -87,7 +87,8 @@ class Features:
     download (cached by torch.hub), a path means that local file and no network access.
     """
 
-    def __init__(self, space: FeatureSpace, weights: Path | None, *, batch_size: int, cuda: bool = False):
+    def __init__(self, space: FeatureSpace, weights: Path | None, *, batch_size: int,
+                 device: torch.device | str = "cpu"):
         if weights is not None:
             weights = Path(weights)
             if not weights.is_file():
@@ -98,7 +99,7 @@ class Features:
         self.space = space
         self.weights_sha256 = sha256_file(weights) if weights is not None else f"download-{Path(_inception_url()).name}"
         self.batch_size = batch_size
-        self.device = torch.device("cuda" if cuda else "cpu")
+        self.device = torch.device(device)
         cls = space.module or _torch_fidelity_class(space.extractor)
         self.layers = {}  # metric -> layer, for the metrics this space supports (a contrastive embedding has no IS)
         for metric in METRICS:

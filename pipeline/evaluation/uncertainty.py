@@ -77,15 +77,17 @@ def t_interval(values: np.ndarray, confidence: float) -> tuple[float | None, flo
 
 
 def fid_over_draws(draws: Sequence[torch.Tensor], reference: dict[str, np.ndarray], *, confidence: float,
-                   seed: int) -> dict[str, Any]:
+                   seed: int, device: torch.device | str = "cpu") -> dict[str, Any]:
     """FID of each of the independent (N, D) feature sets ``draws`` against fixed ``reference`` statistics.
 
     Returns ``fid`` (the mean over draws), ``fid_draws``, ``fid_draws_std``, the t-interval ``fid_ci_low`` /
     ``fid_ci_high`` (None with one draw), ``fid_ci_confidence``, ``fid_ci_method``, ``fid_infinity`` and its
     interval. The reference statistics are held fixed: the interval is the generated sets' sampling noise.
+    Computed on ``device``; each draw is copied there once, not once per FID∞ subset.
     """
-    distance = FrechetToReference(reference, "cuda" if torch.cuda.is_available() else "cpu")
+    distance = FrechetToReference(reference, device)
     generator = torch.Generator().manual_seed(seed)
+    draws = [features.to(distance.device, torch.float64) for features in draws]
     fids = np.array([distance(features) for features in draws])
     infinities = np.array([fid_infinity(features, distance, generator=generator) for features in draws])
     low, high = t_interval(fids, confidence)

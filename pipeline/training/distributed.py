@@ -21,6 +21,10 @@ from torch.nn.parallel import DistributedDataParallel
 
 from pipeline.errors import InputError
 
+# Fewest samples a rank may normalise by itself: on CPU (gloo) BatchNorm cannot be synchronised across ranks, and
+# per-rank statistics of fewer samples than this make DDP a different, noisier model than the one-process run.
+MIN_BATCH_NORM_SAMPLES = 16
+
 
 @dataclass(frozen=True)
 class World:
@@ -67,6 +71,21 @@ class World:
                              "(WORLD_SIZE); use a multiple of the process count")
         per_rank = batch_size // self.size
         return slice(self.rank * per_rank, (self.rank + 1) * per_rank)
+
+    def sync_batch_norm(self, module: nn.Module, device: torch.device, per_rank: int, *, what: str) -> nn.Module:
+        """BatchNorm over the global batch under DDP: SyncBatchNorm on GPUs. SyncBatchNorm needs a GPU, so on CPU
+        every rank normalises its own ``per_rank`` samples: refused below :data:`MIN_BATCH_NORM_SAMPLES`."""
+        if not self.enabled or not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules()):
+            return module
+        if device.type == "cuda":
+            return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+        if per_rank < MIN_BATCH_NORM_SAMPLES:
+            raise InputError(
+                f"train.batch_size: {per_rank * self.size} over {self.size} processes is {per_rank} samples a rank, "
+                f"but the {what} uses BatchNorm, which cannot be synchronised across CPU processes: each rank needs "
+                f"at least {MIN_BATCH_NORM_SAMPLES} (use a batch of at least {MIN_BATCH_NORM_SAMPLES * self.size}, "
+                "fewer processes, or GPUs, where BatchNorm is synchronised)")
+        return module
 
     def wrap(self, module: nn.Module) -> nn.Module:
         """DDP around ``module`` (gradients averaged across ranks during backward, buffers from rank 0)."""

@@ -25,7 +25,7 @@ from pipeline.errors import InputError
 from pipeline.generators import discard_snapshots_after, export_generator, snapshot_path
 from pipeline.images import save_grid
 from pipeline.io import atomic_write_json
-from pipeline.models import ImageGenerator, build_model
+from pipeline.models import ImageGenerator, build_model, to_uint8
 from pipeline.seeding import seed_everything
 from pipeline.tracking import CellRun, NullRun, experiment_name, git_commit
 from pipeline.training import checkpoint as ckpt
@@ -164,13 +164,12 @@ def _train(
     if batch_size > images.size(0):
         raise InputError(f"train.batch_size: {batch_size} is larger than the prepared train split ({images.size(0)})")
     shard = world.shard(batch_size)
-    resume = _find_resume(paths, config, restart=restart, on_config_change=on_config_change,
-                          console=console) if world.is_main else None
-    resume = world.broadcast(resume)  # the same checkpoint on every rank, read from rank 0's disk
 
     threads = set_cpu_threads(world, params.train.threads) if device.type == "cpu" else None
     seed_everything(seed, deterministic=params.train.deterministic)
-    networks = build_model(cfg.model, channels=meta["channels"], resolution=meta["resolution"])  # same on all ranks
+    networks = {name: world.sync_batch_norm(net, device, shard.stop - shard.start, what=f"{variant} {name}")
+                for name, net in build_model(cfg.model, channels=meta["channels"],
+                                             resolution=meta["resolution"]).items()}  # same on all ranks
     if world.rank:
         torch.manual_seed(world.rank_seed(seed))  # independent noise per rank
     trainer: Trainer = TRAINERS[cfg.kind](cfg, networks, runtime)
@@ -179,6 +178,10 @@ def _train(
     fixed_noise = torch.randn(SAMPLE_GRID_SIZE, trainer.image_generator().latent_dim,
                               generator=torch.Generator().manual_seed(seed + 1))
 
+    # looked up once the cell's set-up is known to be valid: --restart and a config change discard checkpoints
+    resume = _find_resume(paths, config, restart=restart, on_config_change=on_config_change,
+                          console=console) if world.is_main else None
+    resume = world.broadcast(resume)  # the same checkpoint on every rank, read from rank 0's disk
     step, elapsed, history, outbox = 0, 0.0, [], None
     if resume is not None:
         trainer.load_state_dict(resume["trainer"])
@@ -218,7 +221,7 @@ def _train(
         with torch.no_grad():
             grid = generator(fixed_noise.to(device))
         generator.train(was_training)
-        path = save_grid(((grid.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu(), paths.samples / name)
+        path = save_grid(to_uint8(grid).cpu(), paths.samples / name)
         run.log_artifact(path, "samples")
 
     def snapshot(at_step: int) -> None:
@@ -236,9 +239,9 @@ def _train(
                    refresh_per_second=2)
     with deferred_signals() as pending, bar:
         task = bar.add_task("train", total=total_steps, completed=step, info="")
+        tick = time.perf_counter()  # elapsed: the whole loop, with its logging, samples, snapshots and checkpoints
         if step == 0 and world.is_main:
             snapshot(0)
-        tick = time.perf_counter()
         while step < total_steps:
             steps.add(step + 1, trainer.step([stream.next() for _ in range(trainer.batches_per_step)]))
             step += 1
@@ -253,7 +256,8 @@ def _train(
                 continue
             n_steps = len(steps)
             rows = steps.drain(world)  # the one device sync of the interval
-            interval = time.perf_counter() - tick
+            now = time.perf_counter()
+            interval, tick = now - tick, now  # this boundary's own work counts towards the next interval
             elapsed += interval
             for row in rows:
                 row["images_per_second"] = n_steps * images_per_step / max(interval, 1e-9)
@@ -274,7 +278,7 @@ def _train(
             if signum is not None:
                 run.finish("KILLED", wait=min(params.tracking.delivery_timeout, 5.0))
                 raise Interrupted(signum, step)
-            tick = time.perf_counter()
+        elapsed += time.perf_counter() - tick  # the last boundary's work
 
     checksums = world.gather(weight_checksum(trainer))
     summary = {

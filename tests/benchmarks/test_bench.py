@@ -11,6 +11,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from benchmarks import reference
+from pipeline.config import parse_params
+from pipeline.models import build_model
+from pipeline.training.distributed import World
+from pipeline.training.precision import Precision
+from pipeline.training.runtime import Runtime
 
 from pipeline import layout
 from pipeline.evaluation.classifier import DomainClassifier
@@ -50,7 +58,8 @@ def test_bench_writes_every_measurement(tmp_path: Path) -> None:
     results = json.loads(out.read_text())
     tp = results["throughput"]
     assert len(tp["ours_images_per_second"]) == len(tp["reference_images_per_second"]) == 2
-    assert tp["ratio"] > 0 and tp["steps"] == 8 and tp["precision"] == "fp32"
+    assert tp["ratio"] > 0 and tp["steps"] == 8 and tp["precision"] == tp["reference_precision"] == "fp32"
+    assert tp["memory_format"] == "contiguous"
     assert results["evaluation"]["num_samples"] == 64 and results["evaluation"]["seconds"] > 0
     assert 0 < results["memory"]["peak_rss_gib"] < 64
     assert results["noop_repro"]["seconds"] is None and "dvc status" in results["noop_repro"]["skipped"]
@@ -58,3 +67,34 @@ def test_bench_writes_every_measurement(tmp_path: Path) -> None:
     assert fit["num_train"] == 128 and fit["resolution"] == 8 and fit["seconds"] > 0 and fit["steps"] >= 1
     assert "| train throughput vs bare loop |" in result.stdout and "| fit contrastive evaluator (128 images" in result.stdout
     assert not (project / "runs").exists() and not (project / "mlflow.db").exists()  # the project is untouched
+
+
+class _ChannelsLastCpu(Runtime):
+    """The GPU's layout on the CPU, to see that the reference loop follows the runtime's."""
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last
+
+
+def test_reference_loop_runs_in_the_runtimes_precision_and_layout(monkeypatch) -> None:
+    """What `--device cuda` compares: the bare loop's networks see channels_last inputs and compute in bf16, like ours."""
+    seen: dict[str, list[tuple[torch.dtype, bool]]] = {"generator": [], "discriminator": []}
+
+    def recording(*args, **kwargs):  # the first conv of each network: its output dtype and input layout
+        nets = build_model(*args, **kwargs)
+        for name, net in nets.items():
+            conv = next(m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)))
+            conv.register_forward_hook(lambda m, inputs, out, name=name: seen[name].append(
+                (out.dtype, inputs[0].is_contiguous(memory_format=torch.channels_last))))
+        return nets
+
+    monkeypatch.setattr(reference, "build_model", recording)
+    cfg = parse_params(tiny_params(grid={"variants": ["gan"], "seeds": [0]})).variant("gan")
+    images = torch.rand(8, 1, 8, 8) * 2 - 1
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, torch.zeros(8)), batch_size=4)
+    runtime = _ChannelsLastCpu(torch.device("cpu"), Precision("bf16", "cpu"), World())
+    assert reference.reference_throughput(cfg, loader, steps=2, runtime=runtime, resolution=8, log_every=1) > 0
+    assert seen["generator"] and all(dtype == torch.bfloat16 for dtype, _ in seen["generator"])
+    assert seen["discriminator"] and all(dtype == torch.bfloat16 and channels_last  # real and generated batches
+                                         for dtype, channels_last in seen["discriminator"])

@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 from pipeline import layout
 from pipeline.config import parse_params
 from pipeline.data import load_prepared
+from pipeline.errors import InputError
 from pipeline.evaluation.cell import evaluate_cell
 from pipeline.evaluation.classifier import DomainClassifier, fit_classifier
 from pipeline.evaluation.evaluator import save_evaluator
@@ -49,6 +50,17 @@ def test_metrics_file_and_mlflow(trained) -> None:
 def test_evaluation_is_reproducible(trained) -> None:
     params, _ = trained
     assert evaluate_cell(params, "gan", 0)["fid"] == evaluate_cell(params, "gan", 0)["fid"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_cells_are_scored_on_the_training_device(trained) -> None:
+    """Sampling, features and FID follow ``train.device``: a GPU this machine lacks is refused, naming the key, and
+    no metrics file is written."""
+    params, _ = trained
+    on_gpu = params.model_copy(update={"train": params.train.model_copy(update={"device": "cuda"})})
+    with pytest.raises(InputError, match=r"train.device: 'cuda' requested but no CUDA device is available"):
+        evaluate_cell(on_gpu, "gan", 0)
+    assert not layout.metrics_path("gan", 0).exists()
 
 
 def test_diverged_cell_gets_null_metrics(trained) -> None:

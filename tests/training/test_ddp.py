@@ -17,11 +17,12 @@ from tests.conftest import REPO, tiny_params, write_params, write_prepared
 TRAIN = ["-m", "stages", "train", "--seed", "0", "--no-progress"]
 
 
-def _setup(folder: Path, variant: str, *, steps: int, checkpoint_every: int | None = None) -> dict[str, str]:
+def _setup(folder: Path, variant: str, *, steps: int, checkpoint_every: int | None = None,
+           batch_size: int = 32) -> dict[str, str]:
     folder.mkdir()
     write_prepared(folder, n_train=256)
     raw = tiny_params()
-    raw["train"].update(steps=steps, batch_size=32, log_every=5, sample_every=steps, snapshot_every=steps,
+    raw["train"].update(steps=steps, batch_size=batch_size, log_every=5, sample_every=steps, snapshot_every=steps,
                         checkpoint_every=checkpoint_every or steps)
     write_params(folder / "params.yaml", raw)
     return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
@@ -78,6 +79,17 @@ def test_resume_under_ddp_continues_exactly(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert "resuming from step 10/20" in result.stderr
     assert torch.equal(_weights(resumed, "gan"), _weights(whole, "gan"))
+
+
+def test_batch_norm_with_too_few_samples_a_rank_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """16 over 2 CPU ranks is 8 samples a rank for the generator's BatchNorm: exit 2, the rule in the message."""
+    result = _torchrun(tmp_path / "cell", _setup(tmp_path / "cell", "gan", steps=5, batch_size=16), "gan")
+    assert result.returncode != 0
+    assert result.stderr.count("train.batch_size: 16 over 2 processes is 8 samples a rank, but the gan generator "
+                               "uses BatchNorm") == 2  # each rank refuses, before any collective
+    assert "at least 16 (use a batch of at least 32" in result.stderr
+    assert "exitcode  : 2" in result.stderr  # torchrun's report of the ranks' exit status
+    assert not (tmp_path / "cell/runs").exists() and not (tmp_path / "cell/mlruns").exists()
 
 
 def _weights(folder: Path, variant: str, name: str = "generator.pt") -> torch.Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -198,3 +199,28 @@ def test_corrupt_newest_checkpoint_falls_back_to_the_previous(workdir: Path, dam
     assert summary["steps"] == 6
     resumed = _weights("gan")
     assert all(torch.equal(uninterrupted[k], resumed[k]) for k in uninterrupted)
+
+
+def test_train_seconds_cover_checkpoints_snapshots_and_samples(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The training time (and so images/s) is the whole loop's: made slow here, the boundary work must show in it."""
+    write_prepared(workdir)
+    pause, calls = 0.2, []
+
+    def slow(real):
+        def wrapped(*args, **kwargs):
+            calls.append(real.__name__)
+            time.sleep(pause)
+            return real(*args, **kwargs)
+        return wrapped
+
+    for name in ("save_grid", "export_generator"):
+        monkeypatch.setattr(loop, name, slow(getattr(loop, name)))
+    monkeypatch.setattr(loop.ckpt, "save_checkpoint", slow(loop.ckpt.save_checkpoint))
+    started = time.perf_counter()
+    summary = train_cell(_params(checkpoint_every=2, sample_every=3, snapshot_every=2), "gan", 0, progress=False)
+    wall = time.perf_counter() - started
+    # inside the loop: snapshots at 0, 2, 4, 6, checkpoints at 2, 4, 6, sample grids at 3, 6; after it: final.png and
+    # generator.pt, which are not training
+    inside = 4 + 3 + 2
+    assert len(calls) == inside + 2
+    assert inside * pause <= summary["train_seconds"] < wall - 2 * pause

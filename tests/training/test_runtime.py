@@ -77,3 +77,33 @@ def test_compiling_passes_the_deterministic_flag_to_inductor(deterministic: bool
     finally:
         inductor_config.deterministic = before
         torch.set_deterministic_debug_mode("default")
+
+
+def _dcgan_generator() -> torch.nn.Module:
+    from pipeline.models.dcgan import Generator
+
+    return Generator(latent_dim=8, channels=1, resolution=8, width=8)
+
+
+def test_batch_norm_is_synchronised_on_gpus_under_ddp() -> None:
+    """On CUDA every BatchNorm becomes SyncBatchNorm with the same parameters and state-dict keys (so exported
+    generators load into plain BatchNorm); the conversion itself needs no GPU."""
+    plain = _dcgan_generator()
+    keys = list(plain.state_dict())
+    converted = World(rank=0, size=8).sync_batch_norm(plain, torch.device("cuda"), 8, what="g")
+    norms = [m for m in converted.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert norms and all(isinstance(m, torch.nn.SyncBatchNorm) for m in norms)
+    assert list(converted.state_dict()) == keys
+    one_process = _dcgan_generator()
+    assert World().sync_batch_norm(one_process, torch.device("cuda"), 1, what="g") is one_process
+
+
+def test_batch_norm_on_cpu_ranks_needs_the_documented_minimum() -> None:
+    world = World(rank=1, size=4)
+    enough = _dcgan_generator()
+    assert world.sync_batch_norm(enough, torch.device("cpu"), 16, what="g") is enough  # each rank its own 16
+    with pytest.raises(InputError, match=r"train.batch_size: 60 over 4 processes is 15 samples a rank, but the "
+                                         r"dcgan generator uses BatchNorm.*at least 16 \(use a batch of at least 64"):
+        world.sync_batch_norm(_dcgan_generator(), torch.device("cpu"), 15, what="dcgan generator")
+    no_norm = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.LayerNorm(4))
+    assert world.sync_batch_norm(no_norm, torch.device("cpu"), 1, what="d") is no_norm
