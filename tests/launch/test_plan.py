@@ -71,3 +71,15 @@ def test_bad_params_exit_2_before_anything_runs(project: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "stages", "launch"], cwd=project, capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     assert result.returncode == 2 and "variants.gan.loss" in result.stderr and not (project / "data").exists()
+
+
+def test_the_gpu_grid_plans_train_evaluate_and_prune_for_every_cell(tmp_path: Path) -> None:
+    """params-gpu.yaml as the README runs it (copied over params.yaml): 11 variants × 3 seeds, each trained,
+    evaluated and pruned — a prune section without variants would silently plan no pruning study."""
+    copy_project(tmp_path, ["pipeline", "stages", "dvc.yaml", ".dvcignore"])
+    (tmp_path / "params.yaml").write_text((REPO / "params-gpu.yaml").read_text())
+    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    names = [s.name for s in plan(tmp_path)]
+    for kind in ("train", "evaluate", "prune"):
+        assert len([n for n in names if n.startswith(f"{kind}@")]) == 33, kind
+    assert "prune@sngan-2" in names and "prune@vae-logistic-0" in names
