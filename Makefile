@@ -8,7 +8,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: setup dataset postgres repro retrain test bench bench-evaluators ui server lock help
+.PHONY: setup dataset postgres repro retrain test test-fast bench bench-evaluators ui server lock help
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -48,8 +48,11 @@ retrain: setup  ## Scheduled job: dvc repro (REPRO_ARGS=... passes flags), then 
 	$(BIN)/dvc repro $(REPRO_ARGS)
 	$(BIN)/python -m stages gate $(RETRAIN_ARGS)
 
-test: setup  ## Run the test suite.
-	$(BIN)/python -m pytest
+test: setup  ## Run the whole test suite (what CI runs), with the slowest tests listed.
+	$(BIN)/python -m pytest --durations=25
+
+test-fast: setup  ## The edit-test loop: every test not marked slow (no DVC pipelines, servers, kills or torchrun).
+	$(BIN)/python -m pytest -m "not slow"
 
 bench: setup  ## Benchmark: train loop vs a bare PyTorch loop, evaluation, peak RSS, no-op repro, contrastive evaluator fit (benchmarks/results.json).
 	$(BIN)/dvc repro prepare fit-evaluator

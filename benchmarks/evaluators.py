@@ -31,6 +31,7 @@ from PIL import Image
 from scipy.stats import spearmanr
 
 from pipeline import layout
+from pipeline.layout import Cell
 from pipeline.config import EvaluateConfig, load_params
 from pipeline.io import atomic_write_json, read_json
 
@@ -109,7 +110,7 @@ def score_grid(repo: Path, project: Path, cells: list[tuple[str, int]], cfg: Eva
         layer = extractor.layers["fid"]
         ref_stats = fid_statistics(ref[layer])
         for variant, seed in cells:
-            generator, _ = load_generator(repo / layout.run_dir(variant, seed) / "generator.pt")
+            generator, _ = load_generator(repo / Cell(variant, seed).generator)
             draws = sample_draws(generator, cfg.num_samples, draws=cfg.noise_draws, seed=seed,
                                  batch_size=cfg.batch_size)
             fids[f"{variant}-{seed}"] = fid_over_draws([extractor(images)[layer] for images in draws], ref_stats,
@@ -149,7 +150,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "evaluators.json")
     args = parser.parse_args()
     params = load_params(args.repo / "params.yaml")
-    metrics = {(v, s): read_json(args.repo / layout.metrics_path(v, s), what="cell metrics", hint=RUN_FIRST)
+    metrics = {(v, s): read_json(args.repo / Cell(v, s).metrics, what="cell metrics", hint=RUN_FIRST)
                for v in params.grid.variants for s in params.grid.seeds}  # each file read once
     cells = [cell for cell, cell_metrics in metrics.items() if cell_metrics.get("status") == "ok"]
     if not cells:

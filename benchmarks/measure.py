@@ -79,13 +79,13 @@ def throughput(ws: Workspace, *, rounds: int, device: torch.device, workers: int
     for _ in range(rounds):
         with ws.active():
             summary = train_cell(ws.params, VARIANT, 0, restart=True, progress=False)
-        ours.append(summary["images_per_second"])
+        ours.append(summary.images_per_second)
         reference.append(reference_throughput(cfg, loader, steps=train.steps, runtime=runtime,
                                               resolution=resolution, log_every=train.log_every))
         print(f"  round {len(ours)}: ours {ours[-1]:.0f} img/s, reference {reference[-1]:.0f} img/s", flush=True)
     return {"ours_images_per_second": ours, "reference_images_per_second": reference,
             "ratio": statistics.median(ours) / statistics.median(reference), "steps": train.steps,
-            "batch_size": train.batch_size, "reference_workers": workers, "precision": summary["precision"],
+            "batch_size": train.batch_size, "reference_workers": workers, "precision": summary.precision,
             "reference_precision": runtime.precision.name,
             "memory_format": "channels_last" if runtime.memory_format == torch.channels_last else "contiguous"}
 

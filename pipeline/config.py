@@ -28,6 +28,9 @@ GanLossName = Literal["minimax", "ns", "lsgan", "wgan", "wgan-gp", "dragan", "hi
 PENALISED_LOSSES = ("wgan-gp", "dragan")  # losses whose critic update adds a per-sample gradient penalty
 OptimizerName = Literal["adam", "rmsprop"]
 ExtractorName = Literal["domain", "inception-v3-compat"]
+# How the feature spaces' extractors read in reports and errors (the one table of them).
+FEATURE_SPACE_LABELS = {"domain-classifier": "domain classifier", "domain-contrastive": "contrastive encoder",
+                        "inception-v3-compat": "Inception-v3"}
 
 
 class StrictModel(BaseModel):
@@ -439,7 +442,8 @@ class Params(StrictModel):
         }
 
 
-def _is_power_of_two(n: int) -> bool:
+def is_power_of_two(n: int) -> bool:
+    """What the conv architectures need of a resolution (with ≥ 8)."""
     return n > 0 and n & (n - 1) == 0
 
 
@@ -461,7 +465,7 @@ def cross_field_problems(raw: dict[str, Any]) -> list[str]:
                 f"(defined: {', '.join(sorted(map(str, variants))) or 'none'})"
             )
     resolution = data.get("resolution", 32)
-    if isinstance(resolution, int) and resolution >= 8 and not _is_power_of_two(resolution):
+    if isinstance(resolution, int) and resolution >= 8 and not is_power_of_two(resolution):
         problems.append(
             f"data.resolution: the conv architectures need a power of two (8, 16, 32, 64, ...), got {resolution}"
         )

@@ -15,6 +15,7 @@ import torch
 
 from pipeline.errors import InputError
 from pipeline.io import atomic_save
+from pipeline.layout import list_steps
 from pipeline.models import ImageGenerator, build_model
 
 FORMAT_VERSION = 1
@@ -70,20 +71,8 @@ def load_generator(path: Path, *, device: torch.device | str = "cpu",
     return generator, {k: v for k, v in state.items() if k != "state_dict"}
 
 
-def snapshot_path(folder: Path, step: int) -> Path:
-    """``snapshots/step-XXXXXXXX.pt``."""
-    return folder / f"step-{step:08d}.pt"
-
-
-def list_snapshots(folder: Path) -> list[tuple[int, Path]]:
-    """(step, path) of the snapshots in ``folder``, oldest first."""
-    found = [(int(path.stem.removeprefix("step-")), path) for path in Path(folder).glob("step-*.pt")
-             if path.stem.removeprefix("step-").isdigit()]
-    return sorted(found)
-
-
 def discard_snapshots_after(folder: Path, step: int) -> None:
     """Remove snapshots newer than ``step`` (left by a run that is restarted or resumed from an older checkpoint)."""
-    for at, path in list_snapshots(folder):
+    for at, path in list_steps(folder):
         if at > step:
             path.unlink()

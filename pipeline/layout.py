@@ -1,7 +1,14 @@
-"""Where each stage reads and writes, relative to the repository root (the folder DVC runs stages in)."""
+"""Where each stage reads and writes, relative to the repository root (the folder DVC runs stages in).
+
+The one place file names live: a grid cell's files are :class:`Cell`'s properties (``dvc.yaml`` declares the
+same paths, which ``tests/test_layout.py`` checks), and numbered files (checkpoints, snapshots, sample grids)
+are named and listed by :func:`step_file` and :func:`list_steps`.
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 PREPARED_DIR = Path("data/prepared")
@@ -14,27 +21,85 @@ CACHE_DIR = Path(".cache/fid-stats")
 NOISE_FLOOR_PATH = METRICS_DIR / "noise-floor.json"
 FEATURE_CHECK_PATH = METRICS_DIR / "feature-check.json"
 
-
-def cell_name(variant: str, seed: int) -> str:
-    """The grid cell's key, as DVC's matrix names it: ``<variant>-<seed>``."""
-    return f"{variant}-{seed}"
+_STEP = re.compile(r"step-(\d{8})\.(\w+)$")
 
 
-def run_dir(variant: str, seed: int) -> Path:
-    """Training outputs of one cell: checkpoints/, samples/, generator.pt, train.json."""
-    return RUNS_DIR / cell_name(variant, seed)
+def step_file(folder: Path, step: int, suffix: str = ".pt") -> Path:
+    """``<folder>/step-XXXXXXXX<suffix>``: checkpoints, snapshots and sample grids by step."""
+    return folder / f"step-{step:08d}{suffix}"
 
 
-def outbox_dir(variant: str, seed: int) -> Path:
-    """MLflow outboxes of one cell (not a DVC output: undelivered logging survives a re-run of the stage)."""
-    return run_dir(variant, seed) / "mlflow"
+def list_steps(folder: Path, suffix: str = ".pt") -> list[tuple[int, Path]]:
+    """(step, path) of the ``step_file`` files with ``suffix`` in ``folder`` (none when it is missing), oldest first."""
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), path) for path in folder.iterdir()
+             if (m := _STEP.match(path.name)) and f".{m.group(2)}" == suffix]
+    return sorted(found)
 
 
-def prune_metrics_path(variant: str, seed: int) -> Path:
-    """The pruning study of one cell."""
-    return METRICS_DIR / f"prune-{cell_name(variant, seed)}.json"
+@dataclass(frozen=True, order=True)
+class Cell:
+    """One grid cell, ``<variant>-<seed>`` (DVC's matrix key, the MLflow run name and the folder names), and
+    every file it owns."""
 
+    variant: str
+    seed: int
 
-def metrics_path(variant: str, seed: int) -> Path:
-    """Evaluation result of one cell."""
-    return METRICS_DIR / f"{cell_name(variant, seed)}.json"
+    @property
+    def name(self) -> str:
+        return f"{self.variant}-{self.seed}"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def run_dir(self) -> Path:
+        """Training outputs: checkpoints/, snapshots/, samples/, generator.pt, losses.csv, train.json."""
+        return RUNS_DIR / self.name
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    @property
+    def snapshots(self) -> Path:
+        """The sampling network every ``train.snapshot_every`` steps, for the FID-over-training curve."""
+        return self.run_dir / "snapshots"
+
+    @property
+    def samples(self) -> Path:
+        return self.run_dir / "samples"
+
+    @property
+    def final_samples(self) -> Path:
+        """The sample grid of the trained generator, shown in the report."""
+        return self.samples / "final.png"
+
+    @property
+    def generator(self) -> Path:
+        """The trained sampling network that evaluate and prune load."""
+        return self.run_dir / "generator.pt"
+
+    @property
+    def losses(self) -> Path:
+        return self.run_dir / "losses.csv"
+
+    @property
+    def train_summary(self) -> Path:
+        return self.run_dir / "train.json"
+
+    @property
+    def outbox(self) -> Path:
+        """MLflow outboxes (not a DVC output: undelivered logging survives a re-run of the stage)."""
+        return self.run_dir / "mlflow"
+
+    @property
+    def metrics(self) -> Path:
+        """The evaluate stage's result."""
+        return METRICS_DIR / f"{self.name}.json"
+
+    @property
+    def prune_metrics(self) -> Path:
+        """The pruning study's result."""
+        return METRICS_DIR / f"prune-{self.name}.json"

@@ -1,4 +1,5 @@
-"""GAN losses as pure functions of discriminator logits, their registry, the gradient penalty, and the VAE ELBO.
+"""GAN losses as pure functions of discriminator logits, their registry, the gradient penalties, and the VAE terms
+(likelihoods, KL, the IWAE bound) that `pipeline.training.vae` assembles into its objectives.
 
 Conventions: ``real``/``fake`` are (B,) logits of the discriminator (critic) on real and generated images;
 every function returns a scalar to *minimise*.
@@ -167,18 +168,6 @@ def discretized_logistic_nll(params: torch.Tensor, x: torch.Tensor) -> torch.Ten
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, exp(logvar)) ‖ N(0, I)) per row: (B, L) → (B,)."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
-
-
-def vae_elbo(
-    logits: torch.Tensor, target01: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, *, beta: float = 1.0
-) -> dict[str, torch.Tensor]:
-    """Negative β-ELBO per image: Bernoulli reconstruction NLL (summed over pixels) + β·KL(q(z|x) ‖ N(0, I)).
-
-    ``logits`` and ``target01`` are (B, C, H, W) with targets in [0, 1]; returns loss, recon, kl (means over B).
-    """
-    recon = F.binary_cross_entropy_with_logits(logits, target01, reduction="none").flatten(1).sum(1)  # (B,)
-    kl = gaussian_kl(mu, logvar)  # (B,)
-    return {"loss": (recon + beta * kl).mean(), "recon": recon.mean(), "kl": kl.mean()}
 
 
 def iwae_bound(log_likelihood: torch.Tensor, z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -9,17 +9,16 @@ The answer to "fewer parameters, same quality?" is the largest sparsity within n
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from pipeline import layout
 from pipeline.config import Params
 from pipeline.evaluation.cell import ReferenceSet, read_train_summary, sample_draws, score_samples
 from pipeline.generators import load_generator
 from pipeline.io import atomic_write_json
+from pipeline.layout import Cell, list_steps
 from pipeline.losses import get_gan_loss
 from pipeline.models import ImageGenerator, build_model
 from pipeline.pruning import (
@@ -37,7 +36,7 @@ SCORES = ("fid", "isc_mean", "kid_mean", "precision", "recall", "classes_covered
 
 def frozen_discriminator(params: Params, variant: str, seed: int, meta: dict) -> torch.nn.Module | None:
     """The cell's discriminator from its newest checkpoint; None when there is no checkpoint."""
-    found = ckpt.list_checkpoints(layout.run_dir(variant, seed) / "checkpoints")
+    found = list_steps(Cell(variant, seed).checkpoints)
     if not found:
         return None
     cfg = params.variant(variant)
@@ -57,16 +56,17 @@ def largest_within_noise(rows: list[dict[str, Any]], ceiling: float | None) -> f
 def prune_cell(params: Params, variant: str, seed: int) -> dict[str, Any]:
     """Run the study for one cell and write its metrics file; diverged/failed cells get no rows and their reason."""
     cfg, study = params.variant(variant), params.prune
-    summary = read_train_summary(variant, seed)
+    cell = Cell(variant, seed)
+    summary = read_train_summary(cell)
     evaluate = params.evaluate.model_copy(update={"num_samples": study.num_samples, "extractors": params.evaluate.extractors[:1]})
     result: dict[str, Any] = {
-        "variant": variant, "seed": seed, "kind": cfg.kind, "status": summary["status"], "reason": summary.get("reason"),
+        "variant": variant, "seed": seed, "kind": cfg.kind, "status": summary.status, "reason": summary.reason,
         "num_samples": study.num_samples, "finetune_steps": study.finetune_steps if cfg.kind == "gan" else 0,
         "rows": [], "dense_fid_ci_high": None, "largest_sparsity_within_noise": None,
     }
-    if summary["status"] == "ok":
+    if summary.status == "ok":
         reference = ReferenceSet(evaluate, params.train.device)  # sampling, fine-tuning and scoring on it
-        dense, _ = load_generator(layout.run_dir(variant, seed) / "generator.pt", device=reference.device)
+        dense, _ = load_generator(cell.generator, device=reference.device)
         critic = frozen_discriminator(params, variant, seed, reference.meta) if cfg.kind == "gan" else None
         critic = critic.to(reference.device) if critic is not None else None
         for sparsity in study.sparsities:
@@ -74,7 +74,7 @@ def prune_cell(params: Params, variant: str, seed: int) -> dict[str, Any]:
         dense_row = result["rows"][0]
         result["dense_fid_ci_high"] = dense_row.get("fid_ci_high")
         result["largest_sparsity_within_noise"] = largest_within_noise(result["rows"], result["dense_fid_ci_high"])
-    atomic_write_json(layout.prune_metrics_path(variant, seed), result)
+    atomic_write_json(cell.prune_metrics, result)
     return result
 
 
@@ -110,12 +110,12 @@ def _score_sparsity(dense: ImageGenerator, critic: torch.nn.Module | None, spars
 
 def log_prune_to_mlflow(result: dict[str, Any], *, delivery_timeout: float) -> None:
     """Per-sparsity metrics on the cell's run: ``prune/<metric>`` at step = sparsity in percent."""
-    from pipeline.tracking import CellRun
+    from pipeline.tracking import CellRun, warn_undelivered
 
-    summary = read_train_summary(result["variant"], result["seed"])
-    outbox = summary.get("mlflow_outbox")
-    run = CellRun.attach(Path(outbox) if outbox else None, run_id=summary.get("mlflow_run_id"),
-                         root=layout.outbox_dir(result["variant"], result["seed"]))
+    cell = Cell(result["variant"], result["seed"])
+    summary = read_train_summary(cell)
+    outbox = summary.mlflow_outbox
+    run = CellRun.attach(Path(outbox) if outbox else None, run_id=summary.mlflow_run_id, root=cell.outbox)
     if run is None:
         return
     for row in result["rows"]:
@@ -124,7 +124,4 @@ def log_prune_to_mlflow(result: dict[str, Any], *, delivery_timeout: float) -> N
         run.log_metrics(values, step=round(100 * row["sparsity"]))
     if result["largest_sparsity_within_noise"] is not None:
         run.log_metrics({"prune/largest_sparsity_within_noise": result["largest_sparsity_within_noise"]}, step=0)
-    left = run.finish(None, wait=delivery_timeout)
-    if left:
-        print(f"{result['variant']}-{result['seed']}: {left} MLflow operations not delivered yet: kept in "
-              f"{run.outbox.folder}; `python -m stages sync` sends them", file=sys.stderr)
+    warn_undelivered(cell.name, run.finish(None, wait=delivery_timeout), run.outbox.folder)

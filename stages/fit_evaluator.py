@@ -16,7 +16,7 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from pipeline.evaluation.evaluator import describe, write_evaluator
+    from pipeline.evaluation.evaluator import describe, weak_warning, write_evaluator
 
     columns = (TextColumn("fit-evaluator"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}"),
                TimeRemainingColumn())
@@ -29,8 +29,6 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
 
         metrics = write_evaluator(cfg.evaluator, progress=progress)
     print(describe(metrics))
-    if metrics["weak"]:
-        Console(stderr=True).print(
-            f"[bold yellow]warning:[/] weak evaluator: {metrics['weak_reason']}. FID/KID in its feature space are "
-            "less trustworthy; see the feature-space check (metrics/feature-check.json) and raise the evaluator's "
-            "epochs or width.", highlight=False, soft_wrap=True)
+    warning = weak_warning(metrics)
+    if warning:
+        Console(stderr=True).print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)

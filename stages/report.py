@@ -26,27 +26,16 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
 
 def publish(cfg: Params, summary: dict, params: Path) -> None:
     """Parent run + champion in MLflow; the report files are the stage's product, so a tracking failure warns."""
-    from pipeline.reporting.inputs import read_cells
-    from pipeline.tracking import git_commit, grid_key, publish_grid
+    from mlflow.exceptions import MlflowException
 
-    cells = read_cells(cfg, root=Path("."))
-    name = cfg.tracking.registered_model or f"{cfg.tracking.experiment_prefix}-{_dataset()}-generator"
+    from pipeline.tracking.publish import publish_report
+
     try:
-        published = publish_grid(summary, cells, key=grid_key(params, git_commit()), reports_dir=layout.REPORTS_DIR,
-                                 model_name=name)
-    except Exception as error:  # noqa: BLE001 - unreachable server, permissions: the report itself is written
+        published = publish_report(cfg, summary, params)
+    except (MlflowException, OSError) as error:  # unreachable server (requests' errors are OSErrors), permissions
         print(f"warning: could not publish the grid to MLflow ({type(error).__name__}: {error})", file=sys.stderr)
         return
     champion = published["champion"]
     if champion is not None:
         print(f"MLflow: grid run {published['parent_run_id']}; models:/{champion['name']}@champion = version "
               f"{champion['version']} ({champion['cell']})")
-
-
-def _dataset() -> str:
-    from pipeline.data import load_meta
-
-    try:
-        return str(load_meta()["dataset"])
-    except Exception:  # noqa: BLE001 - no prepared data here: a generic name
-        return "data"

@@ -38,7 +38,6 @@ def main(
     """Train one grid cell: resumes from its newest checkpoint; writes runs/<variant>-<seed>/ and an MLflow run."""
     cfg = load(params)
     check_in_grid(cfg, variant, seed)
-    from pipeline import layout
     from pipeline.tracking import git_commit, grid_key
     from pipeline.training.loop import train_cell  # heavy imports after validation
     from pipeline.training.signals import Interrupted
@@ -51,15 +50,11 @@ def main(
     except Interrupted as stop:
         typer.echo(f"{variant}-{seed}: {stop}; re-run the same command to resume", err=True)
         raise typer.Exit(stop.exit_code) from None
-    if summary["world_size"] > 1 and "mlflow_outbox" not in summary:
+    if summary is None:
         return  # torchrun: ranks other than 0 write nothing
-    # DVC needs every declared output, also when a cell diverged before its first checkpoint or snapshot.
-    run = layout.run_dir(variant, seed)
-    for folder in ("checkpoints", "snapshots"):
-        (run / folder).mkdir(parents=True, exist_ok=True)
-    ips = summary["images_per_second"]
+    ips = summary.images_per_second
     typer.echo(
-        f"{variant}-{seed}: {summary['status']} after {summary['steps']} steps in {summary['train_seconds']:.1f} s"
+        f"{variant}-{seed}: {summary.status} after {summary.steps} steps in {summary.train_seconds:.1f} s"
         + (f" ({ips:.0f} img/s)" if ips else "")
-        + (f" — {summary['reason']}" if summary["reason"] else "")
+        + (f" — {summary.reason}" if summary.reason else "")
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
     from pipeline.teamserver import MlflowServer
 
 REPO = Path(__file__).resolve().parents[1]
+# Before any test runs `dvc`, in this process and every subprocess: DVC's analytics would try to reach the network
+# from `dvc init` on, before a test's `dvc config core.analytics false` could turn them off.
+os.environ["DVC_NO_ANALYTICS"] = "1"
 
 TINY_PARAMS: dict[str, Any] = {
     "grid": {"variants": ["gan", "vae"], "seeds": [0]},

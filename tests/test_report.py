@@ -16,6 +16,7 @@ from scipy import stats
 from pipeline import layout
 from pipeline.config import Params, parse_params
 from pipeline.errors import InputError
+from pipeline.layout import Cell
 from pipeline.reporting import describe, headline_text, summarize, welch_test, write_report
 from pipeline.reporting.document import Alert, Paragraph, Span, Table, render_html, render_markdown
 from pipeline.reporting.figures import moving_average
@@ -236,10 +237,10 @@ def fabricate(root: Path, cells: list[dict[str, Any]], *, accuracy: float | None
     """Write what prepare/train/evaluate would have: metrics, loss logs, final sample grids, evaluator metrics."""
     rng = np.random.default_rng(0)
     for c in cells:
-        path = root / layout.metrics_path(c["variant"], c["seed"])
+        path = root / Cell(c["variant"], c["seed"]).metrics
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(c))
-        run = root / layout.run_dir(c["variant"], c["seed"])
+        run = root / Cell(c["variant"], c["seed"]).run_dir
         (run / "samples").mkdir(parents=True, exist_ok=True)
         steps = np.arange(1, 31)
         with open(run / "losses.csv", "w", newline="") as handle:

@@ -22,7 +22,7 @@ def test_postgres_backend_and_artifacts(team_server: MlflowServer, workdir: Path
     summary = train_cell(parse_params(tiny_params()), "gan", 0, progress=False)
 
     client = MlflowClient(team_server.url)
-    run = client.get_run(summary["mlflow_run_id"])
+    run = client.get_run(summary.mlflow_run_id)
     assert run.info.status == "FINISHED" and run.data.params["train.batch_size"] == "8"
     assert run.data.params["variant"] == "gan" and run.data.tags["cell"] == "gan-0"
     history = client.get_metric_history(run.info.run_id, "loss_d")

@@ -11,7 +11,6 @@ the classes); with a contrastive evaluator, which has none, IS and class coverag
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +26,11 @@ from pipeline.evaluation.modes import class_coverage
 from pipeline.evaluation.ndb import BIN_FIELDS, NDB_KEYS, Bins, fit_bins, ndb
 from pipeline.evaluation.uncertainty import FrechetToReference, fid_over_draws
 from pipeline.generators import load_generator
-from pipeline.io import atomic_write_json, read_json
+from pipeline.io import atomic_write_json
+from pipeline.layout import Cell
 from pipeline.models import ImageGenerator
-from pipeline.tracking import CellRun
+from pipeline.records import TrainSummary, read_record
+from pipeline.tracking import CellRun, warn_undelivered
 from pipeline.training.runtime import resolve_device
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation noise is independent of the training noise of the same seed
@@ -44,10 +45,10 @@ SPACE_KEYS = (*METRIC_KEYS, "fid_ci_low", "fid_ci_high")
 MIN_PER_BIN = 20  # NDB: at most one bin per this many reference images, so each bin's share can be tested
 
 
-def read_train_summary(variant: str, seed: int) -> dict[str, Any]:
-    """``runs/<cell>/train.json``; InputError when the cell was not trained."""
-    hint = f"run `python -m stages train --variant {variant} --seed {seed}` first"
-    return read_json(layout.run_dir(variant, seed) / "train.json", what="training summary", hint=hint)
+def read_train_summary(cell: Cell) -> TrainSummary:
+    """The cell's ``train.json``; InputError naming it when the cell was not trained (or by an older version)."""
+    hint = f"run `python -m stages train --variant {cell.variant} --seed {cell.seed}` first"
+    return read_record(cell.train_summary, TrainSummary, hint=hint)
 
 
 def build_features(key: str, cfg: EvaluateConfig, device: torch.device) -> Features:
@@ -134,7 +135,7 @@ def score_curve(variant: str, seed: int, reference: ReferenceSet, cfg: EvaluateC
     """The FID-over-training curve of the cell's snapshots in the domain feature space."""
     domain, ref = reference.features("domain")
     distance = FrechetToReference(fid_statistics(ref[domain.layers["fid"]]), reference.device)
-    points = score_snapshots(layout.run_dir(variant, seed) / "snapshots", domain, distance,
+    points = score_snapshots(Cell(variant, seed).snapshots, domain, distance,
                              num_samples=cfg.curve_samples, seed=seed + CURVE_SEED_OFFSET, batch_size=cfg.batch_size,
                              device=reference.device)
     return {"fid_curve": points, "curve_feature_extractor": domain.space.extractor,
@@ -146,7 +147,7 @@ def score_cell(variant: str, seed: int, *, ok: bool, cfg: EvaluateConfig, device
     reference = ReferenceSet(cfg, device)
     result: dict[str, Any] = {}
     if ok:
-        generator, _ = load_generator(layout.run_dir(variant, seed) / "generator.pt", device=reference.device,
+        generator, _ = load_generator(Cell(variant, seed).generator, device=reference.device,
                                       channels_last=True)
         draws = sample_draws(generator, cfg.num_samples, draws=cfg.noise_draws, seed=seed, batch_size=cfg.batch_size)
         result.update(score_samples(draws, reference, cfg, seed))
@@ -159,33 +160,30 @@ def score_cell(variant: str, seed: int, *, ok: bool, cfg: EvaluateConfig, device
 def evaluate_cell(params: Params, variant: str, seed: int) -> dict[str, Any]:
     """Score one cell and write its metrics file; diverged/failed cells get null metrics and their reason."""
     params.variant(variant)
-    cfg = params.evaluate
-    summary = read_train_summary(variant, seed)
+    cfg, cell = params.evaluate, Cell(variant, seed)
+    summary = read_train_summary(cell)
     headline = headline_space(cfg)
     result: dict[str, Any] = {
-        "variant": variant, "seed": seed, "status": summary["status"], "reason": summary.get("reason"),
+        "variant": variant, "seed": seed, "status": summary.status, "reason": summary.reason,
         "feature_extractor": headline.extractor, "num_samples": cfg.num_samples,
-        **{key: summary.get(key) for key in ("steps", "train_seconds", "images_per_second", "num_parameters",
-                                              "mlflow_run_id", "mlflow_model_uri", "mlflow_outbox")},
+        **summary.model_dump(include={"steps", "train_seconds", "images_per_second", "num_parameters",
+                                      "mlflow_run_id", "mlflow_model_uri", "mlflow_outbox"}),
         **dict.fromkeys((*METRIC_KEYS, *CI_KEYS, *COVERAGE_KEYS, *CURVE_KEYS, *NDB_KEYS, "feature_spaces")),
     }
     # attached first: its sender opens the MLflow store in the background while the cell is scored
     run = CellRun.attach(Path(result["mlflow_outbox"]) if result.get("mlflow_outbox") else None,
-                         run_id=result["mlflow_run_id"], root=layout.outbox_dir(variant, seed))
+                         run_id=result["mlflow_run_id"], root=cell.outbox)
     try:
-        result.update(score_cell(variant, seed, ok=summary["status"] == "ok", cfg=cfg, device=params.train.device))
+        result.update(score_cell(variant, seed, ok=summary.status == "ok", cfg=cfg, device=params.train.device))
     except BaseException:
         if run is not None:
             run.finish(None, wait=0)  # stop its sender; what it holds stays in the outbox
         raise
     if run is not None:
         log_to_mlflow(run, result)
-        left = run.finish(None, wait=params.tracking.delivery_timeout)
-        if left:
-            print(f"{variant}-{seed}: {left} MLflow operations not delivered yet: kept in {run.outbox.folder}; "
-                  "`python -m stages sync` sends them", file=sys.stderr)
+        warn_undelivered(cell.name, run.finish(None, wait=params.tracking.delivery_timeout), run.outbox.folder)
         result.update(mlflow_run_id=run.run_id, mlflow_model_uri=run.model_uri, mlflow_outbox=str(run.outbox.folder))
-    atomic_write_json(layout.metrics_path(variant, seed), result)
+    atomic_write_json(cell.metrics, result)
     return result
 
 

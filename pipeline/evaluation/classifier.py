@@ -132,19 +132,9 @@ def _batch_starts(n: int, batch_size: int, *, epochs: int, total: float) -> Iter
     yield from itertools.islice(starts, int(min(total, epochs * math.ceil(n / batch_size))))
 
 
-def fit_classifier(
-    train_images: torch.Tensor,
-    train_labels: torch.Tensor,
-    test_images: torch.Tensor,
-    test_labels: torch.Tensor,
-    cfg: EvaluatorConfig,
-    *,
-    num_classes: int,
-    progress: ProgressFn | None = None,
-) -> tuple[DomainClassifier, dict[str, Any]]:
-    """Train a :class:`DomainClassifier` with Adam on uint8 N×C×H×W images; returns it (eval mode, CPU) and
-    its metrics: ``test_accuracy``, ``train_accuracy``, ``final_loss``, ``train_seconds``, ``epochs``, ``steps``,
-    ``num_train``, ``num_test``, ``device``, ``parameters``."""
+def _check_splits(train_images: torch.Tensor, train_labels: torch.Tensor, test_images: torch.Tensor,
+                  test_labels: torch.Tensor, num_classes: int) -> None:
+    """DataError unless both splits are labelled images of ``num_classes`` ≥ 2 classes and of the same shape."""
     if num_classes < 2:
         raise DataError(f"a classifier needs at least 2 classes, the data have {num_classes}: its features would be "
                         "its random initialisation; use evaluator.kind contrastive (or auto)")
@@ -154,11 +144,20 @@ def fit_classifier(
         raise DataError(
             f"train and test images differ in shape: {tuple(train_images.shape[1:])} vs {tuple(test_images.shape[1:])}"
         )
+
+
+def fit_classifier(train_images: torch.Tensor, train_labels: torch.Tensor, test_images: torch.Tensor,
+                   test_labels: torch.Tensor, cfg: EvaluatorConfig, *, num_classes: int,
+                   progress: ProgressFn | None = None) -> tuple[DomainClassifier, dict[str, Any]]:
+    """Train a :class:`DomainClassifier` with Adam on uint8 N×C×H×W images; returns it (eval mode, CPU) and
+    its metrics: ``test_accuracy``, ``train_accuracy``, ``final_loss``, ``train_seconds``, ``epochs``, ``steps``,
+    ``num_train``, ``num_test``, ``device``, ``parameters``."""
+    _check_splits(train_images, train_labels, test_images, test_labels, num_classes)
     generator = seed_everything(cfg.seed)
     device = device_for_fit()
     channels, resolution = train_images.shape[1], train_images.shape[2]
-    model = DomainClassifier(channels, resolution, num_classes, cfg.width, cfg.feature_dim)
-    model = model.to(device=device, memory_format=CHANNELS_LAST)
+    model = DomainClassifier(channels, resolution, num_classes, cfg.width, cfg.feature_dim).to(
+        device=device, memory_format=CHANNELS_LAST)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
 
     images = train_images.to(device)
@@ -185,15 +184,13 @@ def fit_classifier(
         step += 1
         if progress is not None:
             progress(step, int(total), loss.item())
-    loss_value = loss.item()
     train_seconds = time.perf_counter() - start
-
     model.eval()
     check = min(n, 10_000)  # train accuracy on a subset: enough to see over/under-fitting, cheap
     metrics = {
         "test_accuracy": accuracy(model, test_images, test_labels),
         "train_accuracy": accuracy(model, train_images[:check], train_labels[:check]),
-        "final_loss": loss_value,
+        "final_loss": loss.item(),
         "train_seconds": train_seconds,
         "epochs": step / steps_per_epoch,
         "steps": step,

@@ -10,7 +10,8 @@ import torch
 
 from pipeline.evaluation.features import Features
 from pipeline.evaluation.uncertainty import FrechetToReference
-from pipeline.generators import list_snapshots, load_generator
+from pipeline.generators import load_generator
+from pipeline.layout import list_steps
 
 TOLERANCE = 0.1  # "within 10% of the final FID"
 
@@ -25,7 +26,7 @@ def score_snapshots(
     where the snapshot's images are not finite (a diverging network). Snapshots sample on ``device``.
     """
     points = []
-    for step, path in list_snapshots(folder):
+    for step, path in list_steps(folder):
         generator, info = load_generator(path, device=device, channels_last=True)
         images = generator.sample(num_samples, generator=torch.Generator().manual_seed(seed), batch_size=batch_size)
         feats = features(images)[features.layers["fid"]]

@@ -168,3 +168,11 @@ def describe(metrics: dict[str, Any]) -> str:
         quality += f", at random initialisation {metrics['quality_at_init']:.4f}"
     return (f"evaluator: {metrics['kind']} ({metrics['kind_reason']}); {quality}) after {metrics['steps']} steps "
             f"({metrics['train_seconds']:.1f} s, {metrics['device']})")
+
+
+def weak_warning(metrics: dict[str, Any]) -> str | None:
+    """What to tell the user when the evaluator is weak (None when it is not)."""
+    if not metrics["weak"]:
+        return None
+    return (f"weak evaluator: {metrics['weak_reason']}. FID/KID in its feature space are less trustworthy; see the "
+            "feature-space check (metrics/feature-check.json) and raise the evaluator's epochs or width.")

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from pipeline.config import FEATURE_SPACE_LABELS
 from pipeline.errors import InputError
 from pipeline.evaluation.evaluator import FIT_HINT, evaluator_kind
 from pipeline.evaluation.extractor import ContrastiveFeatureExtractor, DomainFeatureExtractor
@@ -33,22 +34,25 @@ METRICS = ("fid", "isc", "kid", "prc")
 
 @dataclass(frozen=True)
 class FeatureSpace:
-    """One entry of :data:`FEATURE_SPACES`: params name, extractor name, readable label, and the extractor class
-    for our own evaluators (None: torch-fidelity's extractor of that name)."""
+    """One entry of :data:`FEATURE_SPACES`: params name, extractor name, and the extractor class for our own
+    evaluators (None: torch-fidelity's extractor of that name)."""
 
     key: str
     extractor: str
-    label: str
     module: type[DomainFeatureExtractor] | None = None
+
+    @property
+    def label(self) -> str:
+        return FEATURE_SPACE_LABELS[self.extractor]
 
 
 DOMAIN_SPACES: dict[str, FeatureSpace] = {  # evaluator kind -> its feature space
-    "classifier": FeatureSpace("domain", "domain-classifier", "domain classifier", DomainFeatureExtractor),
-    "contrastive": FeatureSpace("domain", "domain-contrastive", "contrastive encoder", ContrastiveFeatureExtractor),
+    "classifier": FeatureSpace("domain", "domain-classifier", DomainFeatureExtractor),
+    "contrastive": FeatureSpace("domain", "domain-contrastive", ContrastiveFeatureExtractor),
 }
 FEATURE_SPACES: dict[str, FeatureSpace] = {
     "domain": DOMAIN_SPACES["classifier"],
-    "inception-v3-compat": FeatureSpace("inception-v3-compat", "inception-v3-compat", "Inception-v3"),
+    "inception-v3-compat": FeatureSpace("inception-v3-compat", "inception-v3-compat"),
 }
 
 

@@ -12,10 +12,12 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from pipeline.config import is_power_of_two
+
 
 def num_upsamplings(resolution: int) -> int:
     """Stride-2 stages between the 4×4 base and ``resolution`` (32 → 3)."""
-    if resolution < 8 or resolution & (resolution - 1):
+    if resolution < 8 or not is_power_of_two(resolution):
         raise ValueError(f"resolution must be a power of two >= 8, got {resolution}")
     return int(math.log2(resolution)) - 2
 

@@ -15,11 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-
-def _check(resolution: int) -> int:
-    if resolution < 8 or resolution & (resolution - 1):
-        raise ValueError(f"resolution must be a power of two >= 8, got {resolution}")
-    return int(math.log2(resolution))
+from pipeline.models.dcgan import num_upsamplings
 
 
 class GenBlock(nn.Module):
@@ -44,7 +40,7 @@ class ResnetGenerator(nn.Module):
         super().__init__()
         self.latent_dim, self.width = latent_dim, width
         self.stem = nn.Linear(latent_dim, width * 4 * 4)
-        self.blocks = nn.Sequential(*(GenBlock(width, width) for _ in range(_check(resolution) - 2)))
+        self.blocks = nn.Sequential(*(GenBlock(width, width) for _ in range(num_upsamplings(resolution))))
         self.head = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, channels, 3, 1, 1), nn.Tanh())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -79,7 +75,7 @@ class ResnetDiscriminator(nn.Module):
     def __init__(self, *, channels: int, resolution: int, width: int, spectral_norm: bool = True) -> None:
         super().__init__()
         sn = _spectral_norm if spectral_norm else (lambda m: m)
-        n_down = max(1, _check(resolution) - 3)  # down to 8×8 (4×4 from an 8×8 input)
+        n_down = max(1, num_upsamplings(resolution) - 1)  # down to 8×8 (4×4 from an 8×8 input)
         blocks = [DiscBlock(channels, width, down=True, first=True, sn=sn)]
         blocks += [DiscBlock(width, width, down=True, first=False, sn=sn) for _ in range(n_down - 1)]
         blocks += [DiscBlock(width, width, down=False, first=False, sn=sn) for _ in range(2)]

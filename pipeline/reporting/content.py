@@ -221,6 +221,29 @@ def _evaluator_blocks(evaluator: Mapping[str, Any] | None) -> list[Block]:
     return [Paragraph(text)]
 
 
+def _sample_blocks(variants: Sequence[str], sample_grids: Mapping[str, tuple[str, int]]) -> list[Block]:
+    """Each variant's sample grid (path relative to the report, the seed it shows) and which have none."""
+    blocks: list[Block] = []
+    for variant in variants:
+        if variant in sample_grids:
+            path, seed = sample_grids[variant]
+            blocks.append(Image(path, f"Samples of {variant}", f"{variant}: final samples of seed {seed}."))
+    missing = [v for v in variants if v not in sample_grids]
+    if missing:
+        blocks.append(Paragraph(f"No sample grid for: {', '.join(missing)} (no ok cell with a final.png)."))
+    return blocks
+
+
+def _excluded_blocks(summary: Mapping[str, Any]) -> list[Block]:
+    """The cells left out of the statistics (diverged, failed) with their reasons."""
+    excluded = [(cell, info) for e in summary["variants"].values() for cell, info in e["excluded"].items()]
+    blocks: list[Block] = [Heading("Diverged and failed cells")]
+    if not excluded:
+        return [*blocks, Paragraph("None: every cell finished with status ok.")]
+    items = [[Span(cell, "strong"), f" ({info['status']}): {info['reason']}"] for cell, info in excluded]
+    return [*blocks, Paragraph("These cells are excluded from the means and intervals above:"), BulletList(items)]
+
+
 def build_document(
     summary: Mapping[str, Any],
     cells: Sequence[Mapping[str, Any]],
@@ -272,21 +295,8 @@ def build_document(
         Image("figures/losses.png", "Training losses", "Training losses, smoothed by a moving average."),
         Heading("Samples"),
     ]
-    for variant in grid["variants"]:
-        if variant in sample_grids:
-            path, seed = sample_grids[variant]
-            blocks.append(Image(path, f"Samples of {variant}", f"{variant}: final samples of seed {seed}."))
-    missing = [v for v in grid["variants"] if v not in sample_grids]
-    if missing:
-        blocks.append(Paragraph(f"No sample grid for: {', '.join(missing)} (no ok cell with a final.png)."))
-    excluded = [(name, cell, info) for name, e in summary["variants"].items() for cell, info in e["excluded"].items()]
-    blocks.append(Heading("Diverged and failed cells"))
-    if excluded:
-        blocks.append(Paragraph("These cells are excluded from the means and intervals above:"))
-        items = [[Span(cell, "strong"), f" ({info['status']}): {info['reason']}"] for _, cell, info in excluded]
-        blocks.append(BulletList(items))
-    else:
-        blocks.append(Paragraph("None: every cell finished with status ok."))
+    blocks += _sample_blocks(grid["variants"], sample_grids)
+    blocks += _excluded_blocks(summary)
     blocks += _per_cell(summary, cells)
     all_notes: list[Inline] = [*notes, *sections.missing_notes(cells)]
     if all_notes:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pipeline.config import FEATURE_SPACE_LABELS
 from pipeline.reporting.stats import finite
 
-FEATURE_SPACES = {"domain-classifier": "domain classifier", "domain-contrastive": "contrastive encoder",
-                  "inception-v3-compat": "Inception-v3"}
 DASH = "—"
 
 
@@ -16,7 +15,7 @@ def feature_space(extractor: str | None) -> str:
     """Readable name of the FID feature space: ``domain-classifier`` → ``domain classifier``."""
     if extractor is None:
         return "unknown features"
-    return FEATURE_SPACES.get(extractor, extractor)
+    return FEATURE_SPACE_LABELS.get(extractor, extractor)
 
 
 def fmt(value: Any, digits: int = 2) -> str:

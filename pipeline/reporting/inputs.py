@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import layout
+from pipeline.layout import Cell
 from pipeline.config import Params
 from pipeline.errors import InputError
 from pipeline.io import read_json
@@ -65,7 +65,7 @@ def read_cell(path: Path, variant: str, seed: int) -> dict[str, Any]:
 def read_cells(params: Params, *, root: Path) -> list[dict[str, Any]]:
     """The metrics of every grid cell, variants then seeds in params order."""
     return [
-        read_cell(root / layout.metrics_path(variant, seed), variant, seed)
+        read_cell(root / Cell(variant, seed).metrics, variant, seed)
         for variant in params.grid.variants
         for seed in params.grid.seeds
     ]

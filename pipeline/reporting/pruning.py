@@ -10,7 +10,7 @@ from typing import Any
 from matplotlib import ticker
 from matplotlib.figure import Figure
 
-from pipeline import layout
+from pipeline.layout import Cell
 from pipeline.config import Params
 from pipeline.errors import InputError
 from pipeline.io import read_json
@@ -26,7 +26,7 @@ def read_prune_results(params: Params, *, root: Path) -> list[dict[str, Any]]:
     results = []
     for variant in params.prune.variants:
         for seed in params.prune.seeds:
-            path = root / layout.prune_metrics_path(variant, seed)
+            path = root / Cell(variant, seed).prune_metrics
             if path.exists():
                 result = read_json(path, what="pruning study", hint="re-run `python -m stages prune`")
                 if not isinstance(result.get("rows"), list):

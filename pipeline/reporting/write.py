@@ -29,13 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import layout
-from pipeline.config import Params
+from pipeline.layout import Cell
+from pipeline.config import FEATURE_SPACE_LABELS, Params
 from pipeline.io import atomic_write_bytes, atomic_write_json
 from pipeline.reporting import figures
 from pipeline.reporting.compute import equal_compute
 from pipeline.reporting.content import TITLE, build_document
 from pipeline.reporting.document import render_html, render_markdown
-from pipeline.reporting.formatting import FEATURE_SPACES, feature_space
+from pipeline.reporting.formatting import feature_space
 from pipeline.reporting.inputs import (
     FidCurve,
     LossLog,
@@ -86,13 +87,54 @@ def _check_summary(check: dict[str, Any] | None) -> dict[str, Any] | None:
             for space, result in check["feature_spaces"].items()}
 
 
+def _loss_logs(cells: list[dict[str, Any]], root: Path, files: dict[Path, bytes],
+               notes: list[str]) -> dict[str, dict[int, LossLog]]:
+    """Each cell's ``losses.csv`` (variant -> seed -> log), each also a DVC plot file; a note for unreadable ones."""
+    logs: dict[str, dict[int, LossLog]] = {}
+    for cell in cells:
+        where = Cell(cell["variant"], cell["seed"])
+        log = read_losses(root / where.losses)
+        if log is None:
+            if cell["status"] != "failed":
+                notes.append(f"No readable loss log for {where} ({where.losses}).")
+            continue
+        logs.setdefault(where.variant, {})[where.seed] = log
+        files[Path(LOSS_PLOTS, f"{where}.csv")] = figures.loss_plot_csv(log).encode()
+    return logs
+
+
+def _sample_grids(variants: list[str], cells: list[dict[str, Any]], root: Path,
+                  files: dict[Path, bytes]) -> dict[str, tuple[str, int]]:
+    """Per variant, the final sample grid of its first ok seed, copied into the report: (relative path, seed)."""
+    grids: dict[str, tuple[str, int]] = {}
+    for variant in variants:
+        for seed in [c["seed"] for c in cells if c["variant"] == variant and c["status"] == "ok"]:
+            source = root / Cell(variant, seed).final_samples
+            if is_png(source):
+                path = Path(FIGURES, f"samples-{variant}.png")
+                files[path] = source.read_bytes()
+                grids[variant] = (path.as_posix(), seed)
+                break
+    return grids
+
+
+def _fid_curves(cells: list[dict[str, Any]], files: dict[Path, bytes]) -> dict[str, dict[int, FidCurve]]:
+    """Each cell's FID over training (variant -> seed -> curve), each also a DVC plot file."""
+    curves: dict[str, dict[int, FidCurve]] = {}
+    for cell in cells:
+        curve = fid_curve(cell)
+        if curve is not None:
+            curves.setdefault(cell["variant"], {})[cell["seed"]] = curve
+            files[Path(CURVE_PLOTS, f"{Cell(cell['variant'], cell['seed'])}.csv")] = figures.fid_curve_csv(curve).encode()
+    return curves
+
+
 def write_report(params: Params, *, root: Path = Path(".")) -> dict[str, Any]:
     """Build the comparison report of the params' grid under ``root / reports``; returns the summary.
 
     Raises :class:`~pipeline.errors.InputError` naming the file when a grid cell's metrics are missing or invalid.
-    Loss logs, sample grids, the evaluator metrics and the noise floor are optional, and so are the newer keys of the
-    metrics files (precision, coverage, FID curves, ...): the report says what is missing. Everything is
-    rendered in memory first, so a failure leaves the previous report untouched.
+    Loss logs, sample grids, the evaluator metrics, the noise floor and the studies are optional: the report says
+    what is missing. Everything is rendered in memory first, so a failure leaves the previous report untouched.
     """
     root = Path(root)
     out = root / layout.REPORTS_DIR
@@ -107,35 +149,9 @@ def write_report(params: Params, *, root: Path = Path(".")) -> dict[str, Any]:
     files: dict[Path, bytes] = {}  # path relative to reports/ -> content
     notes: list[str] = []
 
-    logs: dict[str, dict[int, LossLog]] = {}
-    for cell in cells:
-        variant, seed = cell["variant"], cell["seed"]
-        source = layout.run_dir(variant, seed) / "losses.csv"
-        log = read_losses(root / source)
-        if log is None:
-            if cell["status"] != "failed":
-                notes.append(f"No readable loss log for {variant}-{seed} ({source}).")
-            continue
-        logs.setdefault(variant, {})[seed] = log
-        files[Path(LOSS_PLOTS, f"{layout.cell_name(variant, seed)}.csv")] = figures.loss_plot_csv(log).encode()
-
-    sample_grids: dict[str, tuple[str, int]] = {}  # variant -> (path relative to the report, seed)
-    for variant in params.grid.variants:
-        for seed in [c["seed"] for c in cells if c["variant"] == variant and c["status"] == "ok"]:
-            source = root / layout.run_dir(variant, seed) / "samples" / "final.png"
-            if is_png(source):
-                path = Path(FIGURES, f"samples-{variant}.png")
-                files[path] = source.read_bytes()
-                sample_grids[variant] = (path.as_posix(), seed)
-                break
-
-    curves: dict[str, dict[int, FidCurve]] = {}
-    for cell in cells:
-        curve = fid_curve(cell)
-        if curve is not None:
-            curves.setdefault(cell["variant"], {})[cell["seed"]] = curve
-            name = layout.cell_name(cell["variant"], cell["seed"])
-            files[Path(CURVE_PLOTS, f"{name}.csv")] = figures.fid_curve_csv(curve).encode()
+    logs = _loss_logs(cells, root, files, notes)
+    sample_grids = _sample_grids(params.grid.variants, cells, root, files)
+    curves = _fid_curves(cells, files)
 
     fid_values = {v: ok_values([c for c in cells if c["variant"] == v], "fid") for v in params.grid.variants}
     diverged = {(c["variant"], c["seed"]) for c in cells if c["status"] == "diverged"}
@@ -145,7 +161,7 @@ def write_report(params: Params, *, root: Path = Path(".")) -> dict[str, Any]:
     files[Path(CLASS_FIGURE)] = figures.class_coverage_png(class_shares(cells), order=display_order(summary))
     files[Path(CURVE_FIGURE)] = figures.fid_curves_png(curves, diverged=diverged, label=curve_space(cells))
     files[Path(PLOTS, "fid.csv")] = figures.fid_plot_csv(summary).encode()
-    files[Path(FEATURE_CHECK_FIGURE)] = figures.feature_check_png(check, labels=FEATURE_SPACES)
+    files[Path(FEATURE_CHECK_FIGURE)] = figures.feature_check_png(check, labels=FEATURE_SPACE_LABELS)
     files[Path(PAIRWISE_FIGURE)] = figures.pairwise_png(summary)
     summary["equal_compute"] = equal_compute(cells)
     files[Path(EQUAL_COMPUTE_FIGURE)] = figures.equal_compute_png(summary["equal_compute"])

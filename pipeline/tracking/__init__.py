@@ -5,7 +5,7 @@ from pipeline.tracking.grid import grid_key, grid_run_id
 from pipeline.tracking.models import CHAMPION, log_generator, promote_champion
 from pipeline.tracking.outbox import Outbox, find_outboxes
 from pipeline.tracking.publish import publish_grid
-from pipeline.tracking.runs import CellRun, NullRun, experiment_name, flatten, git_commit
+from pipeline.tracking.runs import CellRun, NullRun, experiment_name, flatten, git_commit, warn_undelivered
 from pipeline.tracking.sender import Sender, experiment_id
 from pipeline.tracking.store import open_client, tracking_uri
 
@@ -27,4 +27,5 @@ __all__ = [
     "promote_champion",
     "publish_grid",
     "tracking_uri",
+    "warn_undelivered",
 ]

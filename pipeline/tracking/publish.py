@@ -8,7 +8,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline import layout
+from pipeline.config import Params
+from pipeline.errors import InputError
+from pipeline.layout import REPORTS_DIR, Cell
 from pipeline.tracking.grid import grid_run_id
 from pipeline.tracking.models import log_generator, promote_champion
 from pipeline.tracking.outbox import STATE, Outbox
@@ -53,7 +55,7 @@ def champion_model_uri(client: MlflowClient, cell: Mapping[str, Any], model_name
         return str(registered[0].source)
     from pipeline.generators import load_generator
 
-    generator, _ = load_generator(layout.run_dir(cell["variant"], int(cell["seed"])) / "generator.pt")
+    generator, _ = load_generator(Cell(cell["variant"], int(cell["seed"])).generator)
     return log_generator(cell["mlflow_run_id"], generator, tracking_uri=client.tracking_uri)
 
 
@@ -101,3 +103,26 @@ def publish_grid(
         client.set_tag(parent, "champion", f"{model_name} v{version.version} ({cell})")
     client.set_terminated(parent, "FINISHED")
     return {"parent_run_id": parent, "champion": champion}
+
+
+def publish_report(params: Params, summary: Mapping[str, Any], params_path: Path) -> dict[str, Any]:
+    """The report stage's MLflow side: :func:`publish_grid` for the grid of ``params_path`` with the registered
+    model named by ``tracking.registered_model`` (default ``<prefix>-<dataset>-generator``)."""
+    from pipeline.reporting.inputs import read_cells
+    from pipeline.tracking.grid import grid_key
+    from pipeline.tracking.runs import git_commit
+
+    tracking = params.tracking
+    name = tracking.registered_model or f"{tracking.experiment_prefix}-{_dataset()}-generator"
+    return publish_grid(summary, read_cells(params, root=Path(".")), key=grid_key(params_path, git_commit()),
+                        reports_dir=REPORTS_DIR, model_name=name)
+
+
+def _dataset() -> str:
+    """The prepared data's name; ``data`` where nothing is prepared here."""
+    from pipeline.data import load_meta
+
+    try:
+        return str(load_meta()["dataset"])
+    except InputError:
+        return "data"

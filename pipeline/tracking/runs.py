@@ -8,6 +8,7 @@ or slows training and nothing logged is lost.
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -24,6 +25,13 @@ MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 def experiment_name(prefix: str, dataset: str) -> str:
     """One experiment per dataset: ``<prefix>-<dataset>``."""
     return f"{prefix}-{dataset}"
+
+
+def warn_undelivered(cell: str, left: int, folder: Path) -> None:
+    """Say on stderr that ``left`` operations of ``cell``'s run wait in its outbox (none: say nothing)."""
+    if left:
+        print(f"{cell}: {left} MLflow operations not delivered yet: kept in {folder}; `python -m stages sync` sends "
+              "them", file=sys.stderr)
 
 
 def git_commit(cwd: str | Path = ".") -> str | None:

@@ -8,7 +8,6 @@ bit-identically on CPU.
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,10 @@ import torch
 
 from pipeline.errors import InputError
 from pipeline.io import atomic_save
+from pipeline.layout import list_steps, step_file
 
 FORMAT_VERSION = 1
 log = logging.getLogger(__name__)
-_NAME = re.compile(r"^step-(\d{8})\.pt$")
 # Keys that may differ on resume: the step budget (extending a run) and how often it logs and saves.
 RESUMABLE_CHANGES = frozenset({
     "steps", "train.steps", "variant_params.steps", "train.log_every", "train.sample_every",
@@ -33,23 +32,11 @@ class ConfigChanged(InputError):
     """The newest checkpoint was written with another configuration."""
 
 
-def checkpoint_path(folder: Path, step: int) -> Path:
-    return folder / f"step-{step:08d}.pt"
-
-
-def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
-    """(step, path) of every checkpoint in ``folder``, oldest first."""
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
-    return sorted(found)
-
-
 def save_checkpoint(folder: Path, state: dict[str, Any], *, keep: int) -> Path:
     """Write ``state`` (which must hold ``step``) atomically and prune all but the newest ``keep``."""
-    path = checkpoint_path(folder, state["step"])
+    path = step_file(folder, state["step"])
     atomic_save(path, lambda handle: torch.save({"format_version": FORMAT_VERSION, **state}, handle))
-    for _, old in list_checkpoints(folder)[:-keep]:
+    for _, old in list_steps(folder)[:-keep]:
         old.unlink(missing_ok=True)
     return path
 
@@ -84,7 +71,7 @@ def find_resumable(folder: Path, config: dict[str, Any]) -> dict[str, Any] | Non
     Unreadable checkpoints are skipped with a warning; when none is readable, InputError. Raises InputError listing the differing keys when the newest checkpoint was made with another config.
     """
     unusable = []
-    for _, path in reversed(list_checkpoints(folder)):
+    for _, path in reversed(list_steps(folder)):
         try:
             state = load_checkpoint(path)
         except InputError as error:  # e.g. truncated by a crash: fall back to the previous one

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from benchmarks import reference
@@ -24,6 +25,8 @@ from pipeline import layout
 from pipeline.evaluation.classifier import DomainClassifier
 from pipeline.evaluation.evaluator import save_evaluator
 from tests.conftest import REPO, tiny_params, write_params, write_prepared
+
+pytestmark = pytest.mark.slow  # subprocesses training for seconds each: `make test-fast` leaves them out
 
 
 def write_idx(folder: Path, prefix: str, n: int, rng: np.random.Generator) -> None:

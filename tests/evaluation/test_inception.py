@@ -16,6 +16,7 @@ from pipeline import layout
 from pipeline.config import parse_params
 from pipeline.evaluation.classifier import DomainClassifier
 from pipeline.evaluation.evaluator import save_evaluator
+from pipeline.layout import Cell
 from pipeline.training.loop import train_cell
 from stages.app import app
 from tests.conftest import tiny_params, write_params, write_prepared
@@ -76,7 +77,7 @@ def test_inception_scores_from_a_local_file_without_network(
     result = CliRunner().invoke(app, ["evaluate", "--variant", "gan", "--seed", "0"])
     assert result.exit_code == 0, result.output
     assert network_attempts == []
-    cell = json.loads(layout.metrics_path("gan", 0).read_text())
+    cell = json.loads(Cell("gan", 0).metrics.read_text())
     assert cell["feature_extractor"] == "domain-classifier"  # the first listed space is the headline
     assert set(cell["feature_spaces"]) == {"domain-classifier", "inception-v3-compat"}
     inception = cell["feature_spaces"]["inception-v3-compat"]
@@ -87,13 +88,14 @@ def test_inception_scores_from_a_local_file_without_network(
     assert any("inception-v3-compat" in name for name in cached) and any("domain-classifier" in name for name in cached)
 
 
+@pytest.mark.slow  # a 2-minute Inception pass on CPU
 def test_inception_as_the_headline_space(trained_cell: Path, inception_weights: Path, network_attempts: list[str]) -> None:
     evaluate = {**EVALUATE, "extractors": ["inception-v3-compat"], "inception_weights": str(inception_weights)}
     write_params(trained_cell / "params.yaml", tiny_params(evaluate=evaluate))
     result = CliRunner().invoke(app, ["evaluate", "--variant", "gan", "--seed", "0"])
     assert result.exit_code == 0, result.output
     assert "inception-v3-compat" in result.output and network_attempts == []
-    cell = json.loads(layout.metrics_path("gan", 0).read_text())
+    cell = json.loads(Cell("gan", 0).metrics.read_text())
     assert cell["feature_extractor"] == "inception-v3-compat" and list(cell["feature_spaces"]) == ["inception-v3-compat"]
     assert cell["fid_ci_low"] is not None and cell["classes_covered"] >= 1  # coverage still from the domain classifier
 
@@ -103,7 +105,7 @@ def test_without_a_file_it_downloads_and_fails_clearly_offline(trained_cell: Pat
     result = CliRunner().invoke(app, ["evaluate", "--variant", "gan", "--seed", "0"])
     assert result.exit_code == 2
     assert network_attempts and network_attempts[0] == inception_module.URL_INCEPTION_V3
-    assert "evaluate.inception_weights" in result.output and not layout.metrics_path("gan", 0).exists()
+    assert "evaluate.inception_weights" in result.output and not Cell("gan", 0).metrics.exists()
 
 
 def test_missing_or_bad_weights_file_is_bad_input(trained_cell: Path, tmp_path: Path) -> None:
@@ -114,4 +116,4 @@ def test_missing_or_bad_weights_file_is_bad_input(trained_cell: Path, tmp_path: 
         write_params(trained_cell / "params.yaml", tiny_params(evaluate=evaluate))
         result = CliRunner().invoke(app, ["evaluate", "--variant", "gan", "--seed", "0"])
         assert result.exit_code == 2 and message in result.output and str(path) in result.output
-        assert not layout.metrics_path("gan", 0).exists()
+        assert not Cell("gan", 0).metrics.exists()

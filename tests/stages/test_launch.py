@@ -17,7 +17,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from pipeline.training import checkpoint as ckpt
+from pipeline.layout import list_steps
 from tests.conftest import copy_project, tiny_params, write_params
 
 pytestmark = pytest.mark.slow
@@ -155,7 +155,7 @@ def test_a_killed_worker_is_retried_and_the_cell_resumes_bit_identical(cluster: 
                               env=_env(repo), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline, killed = time.monotonic() + 300, None
     while time.monotonic() < deadline and launch.poll() is None and killed is None:
-        newest = ckpt.list_checkpoints(repo / "runs/gan-0/checkpoints")
+        newest = list_steps(repo / "runs/gan-0/checkpoints")
         stage = _stage_process(repo, "stages train --variant gan --seed 0")
         if newest and newest[-1][0] >= 40 and stage is not None:
             worker = stage.parent()  # the Ray worker running the task
@@ -163,7 +163,7 @@ def test_a_killed_worker_is_retried_and_the_cell_resumes_bit_identical(cluster: 
             os.kill(worker.pid, signal.SIGKILL)
         time.sleep(0.05)
     assert killed is not None and "ray" in killed.lower(), f"the cell ended before the kill, or: {killed}"
-    assert ckpt.list_checkpoints(repo / "runs/gan-0/checkpoints")[-1][0] < 600
+    assert list_steps(repo / "runs/gan-0/checkpoints")[-1][0] < 600
     output, _ = launch.communicate(timeout=600)
     assert launch.returncode == 0, output
     assert json.loads((repo / "runs/gan-0/train.json").read_text())["status"] == "ok"

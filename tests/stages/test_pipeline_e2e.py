@@ -108,17 +108,17 @@ def test_mlflow_has_one_run_per_cell_with_metrics(reproduced: Path) -> None:
     experiment = client.get_experiment_by_name("genbench-digits")
     assert experiment is not None
     runs = client.search_runs([experiment.experiment_id], filter_string="tags.stage = 'train'")
-    assert sorted(r.info.run_name for r in runs) == ["boom-s0", "gan-s0", "vae-s0"]
+    assert sorted(r.info.run_name for r in runs) == ["boom-0", "gan-0", "vae-0"]
     (parent,) = client.search_runs([experiment.experiment_id], filter_string="tags.`genbench.role` = 'grid'")
     assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}  # one repro, one parent
     assert "reports/report.md" in [a.path for a in client.list_artifacts(parent.info.run_id, "reports")]
     assert parent.data.metrics["gan/fid_mean"] > 0 and parent.data.tags["champion"].startswith("genbench-digits-")
     for run in runs:
-        if run.info.run_name == "boom-s0":
+        if run.info.run_name == "boom-0":
             continue
         assert run.info.status == "FINISHED"
         assert {"fid", "isc_mean", "kid_mean"} <= set(run.data.metrics)
-        assert run.data.params["variant"] == run.info.run_name[:-3]
+        assert run.data.params["variant"] == run.info.run_name.rsplit("-", 1)[0]  # <variant>-<seed>
         assert run.data.tags["git_commit"]
 
 

@@ -9,10 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
-from pipeline.training import checkpoint as ckpt
+from pipeline.layout import list_steps
 from tests.conftest import REPO, tiny_params, write_params, write_prepared
+
+pytestmark = pytest.mark.slow  # subprocesses training for seconds each: `make test-fast` leaves them out
 
 STEPS = 1000
 COMMAND = [sys.executable, "-m", "stages", "train", "--variant", "gan", "--seed", "0", "--no-progress"]
@@ -43,14 +46,14 @@ def test_kill_9_twice_then_resume_is_bit_identical(tmp_path: Path) -> None:
         process = subprocess.Popen(COMMAND, cwd=killed, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and process.poll() is None:
-            newest = ckpt.list_checkpoints(checkpoints)
+            newest = list_steps(checkpoints)
             if newest and newest[-1][0] >= threshold:
                 break
             time.sleep(0.05)
         assert process.poll() is None, "training finished before it could be killed"
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
-        kill_points.append(ckpt.list_checkpoints(checkpoints)[-1][0])
+        kill_points.append(list_steps(checkpoints)[-1][0])
     assert kill_points[0] < kill_points[1] < STEPS
 
     resumed = subprocess.run(COMMAND, cwd=killed, env=env, capture_output=True, text=True, timeout=600)

@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from pipeline.layout import list_steps
 from pipeline.tracking import Outbox
 from pipeline.training import checkpoint as ckpt
 from tests.conftest import REPO, tiny_params, write_params, write_prepared
+
+pytestmark = pytest.mark.slow  # subprocesses training for seconds each: `make test-fast` leaves them out
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
@@ -45,7 +48,7 @@ def test_signal_checkpoints_and_resume_continues_the_run(workdir: Path, signum: 
     assert time.monotonic() - sent < 15
     assert "re-run the same command to resume" in stderr
 
-    (step, path), = ckpt.list_checkpoints(workdir / "runs/vae-0/checkpoints")
+    (step, path), = list_steps(workdir / "runs/vae-0/checkpoints")
     state = ckpt.load_checkpoint(path)
     assert step == state["step"] > 0
     run_id = Outbox(workdir / "runs/vae-0/mlflow" / state["mlflow_outbox"]).run_id  # delivered before exiting

@@ -16,6 +16,7 @@ from sklearn.datasets import load_digits
 from typer.testing import CliRunner
 
 from pipeline import layout
+from pipeline.layout import Cell
 from stages.app import app
 from tests.conftest import tiny_params, write_params
 
@@ -77,7 +78,7 @@ def test_a_flat_folder_gets_the_contrastive_evaluator(unlabelled: Path) -> None:
 
 
 def test_class_metrics_are_null_with_a_reason_and_ndb_is_there(unlabelled: Path) -> None:
-    metrics = read(unlabelled, layout.metrics_path("gan", 0))
+    metrics = read(unlabelled, Cell("gan", 0).metrics)
     assert metrics["status"] == "ok" and metrics["feature_extractor"] == "domain-contrastive"
     for key in ("isc_mean", "isc_std", "classes_covered", "class_kl", "class_histogram"):
         assert metrics[key] is None, key

@@ -21,6 +21,7 @@ from pipeline.config import parse_params
 from pipeline.evaluation.cell import evaluate_cell
 from pipeline.evaluation.classifier import DomainClassifier
 from pipeline.evaluation.evaluator import save_evaluator
+from pipeline.layout import Cell
 from pipeline.teamserver import MlflowServer, free_port
 from pipeline.tracking import Outbox
 from tests.conftest import REPO, tiny_params, write_params, write_prepared
@@ -77,7 +78,7 @@ def _run_grid(workdir: Path, store: str) -> tuple[str, str, dict[str, dict]]:
     (parent,) = client.search_runs([experiment.experiment_id], filter_string="tags.`genbench.role` = 'grid'")
     results = {}
     for variant, seed in CELLS:
-        metrics = json.loads(layout.metrics_path(variant, seed).read_text())
+        metrics = json.loads(Cell(variant, seed).metrics.read_text())
         assert Outbox(Path(metrics["mlflow_outbox"])).count_pending() == 0
         run = client.get_run(metrics["mlflow_run_id"])
         assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id and run.info.status == "FINISHED"

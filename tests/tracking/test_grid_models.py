@@ -18,6 +18,7 @@ from pipeline.errors import InputError
 from pipeline.evaluation.cell import evaluate_cell
 from pipeline.evaluation.classifier import DomainClassifier
 from pipeline.evaluation.evaluator import save_evaluator
+from pipeline.layout import Cell
 from pipeline.tracking import experiment_id, grid_key, grid_run_id, tracking_uri
 from pipeline.training.loop import train_cell
 from stages.app import app
@@ -78,12 +79,12 @@ def test_cells_are_children_of_the_grid_run_with_models_and_system_metrics(grid:
     (experiment,) = [e for e in client.search_experiments() if e.name == "genbench-synthetic"]
     cells = client.search_runs([experiment.experiment_id], filter_string="tags.stage = 'train'")
     (parent,) = client.search_runs([experiment.experiment_id], filter_string="tags.`genbench.role` = 'grid'")
-    assert sorted(r.info.run_name for r in cells) == ["gan-s0", "vae-s0"]
+    assert sorted(r.info.run_name for r in cells) == ["gan-0", "vae-0"]
     assert {r.data.tags["mlflow.parentRunId"] for r in cells} == {parent.info.run_id}
     for run in cells:
         assert any(key.startswith("system/cpu_utilization") for key in run.data.metrics), run.data.metrics.keys()
         assert any(key.startswith("system/system_memory_usage") for key in run.data.metrics)
-        summary = json.loads((grid / layout.run_dir(run.data.tags["variant"], 0) / "train.json").read_text())
+        summary = json.loads((grid / Cell(run.data.tags["variant"], 0).train_summary).read_text())
         assert summary["mlflow_model_uri"] is None  # tracking.log_models is off by default: the report logs one
 
 

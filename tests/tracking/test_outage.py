@@ -46,7 +46,7 @@ def test_server_stopped_mid_run_loses_nothing(team_server: MlflowServer, workdir
 
     monkeypatch.setattr(GanTrainer, "step", slow_step)
     result: dict[str, Any] = {}
-    worker = threading.Thread(target=lambda: result.update(train_cell(parse_params(raw), "gan", 0, progress=False)))
+    worker = threading.Thread(target=lambda: result.update(train_cell(parse_params(raw), "gan", 0, progress=False).model_dump()))
     worker.start()
     client = MlflowClient(team_server.url)
     deadline = time.monotonic() + 60
@@ -86,8 +86,8 @@ def test_never_reachable_keeps_a_local_copy_that_sync_delivers(workdir: Path, mo
     write_prepared(workdir)
     raw = tiny_params(tracking={"delivery_timeout": 1, "log_models": True})
     summary = train_cell(parse_params(raw), "gan", 0, progress=False)
-    assert summary["status"] == "ok" and summary["mlflow_run_id"] is None  # finished without the server
-    outbox = Outbox(workdir / summary["mlflow_outbox"])
+    assert summary.status == "ok" and summary.mlflow_run_id is None  # finished without the server
+    outbox = Outbox(workdir / summary.mlflow_outbox)
     assert outbox.count_pending() > 0 and any((outbox.folder / "files").iterdir())
 
     runner = CliRunner()

@@ -14,6 +14,8 @@ import torch
 
 from tests.conftest import REPO, tiny_params, write_params, write_prepared
 
+pytestmark = pytest.mark.slow  # subprocesses training for seconds each: `make test-fast` leaves them out
+
 TRAIN = ["-m", "stages", "train", "--seed", "0", "--no-progress"]
 
 

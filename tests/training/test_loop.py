@@ -14,7 +14,8 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.config import parse_params
 from pipeline.errors import InputError
-from pipeline.generators import list_snapshots, load_generator
+from pipeline.generators import load_generator
+from pipeline.layout import list_steps
 from pipeline.training import checkpoint as ckpt
 from pipeline.training import loop
 from pipeline.training.code import code_fingerprint
@@ -37,15 +38,15 @@ def test_outputs_of_a_cell(workdir: Path, variant: str) -> None:
     write_prepared(workdir)
     summary = train_cell(_params(), variant, 0, progress=False)
     run = Path("runs") / f"{variant}-0"
-    assert summary["status"] == "ok" and summary["steps"] == 6
-    assert summary["images_per_second"] > 0 and summary["num_parameters"] > 0
-    assert json.loads((run / "train.json").read_text()) == summary
+    assert summary.status == "ok" and summary.steps == 6
+    assert summary.images_per_second > 0 and summary.num_parameters > 0
+    assert json.loads((run / "train.json").read_text()) == summary.model_dump(mode="json")
     assert [p.name for p in sorted((run / "checkpoints").iterdir())] == ["step-00000003.pt", "step-00000006.pt"]
     assert {p.name for p in (run / "samples").iterdir()} == {"step-00000003.png", "step-00000006.png", "final.png"}
-    snapshots = list_snapshots(run / "snapshots")
+    snapshots = list_steps(run / "snapshots")
     assert [step for step, _ in snapshots] == [0, 3, 6]
     times = [load_generator(path)[1]["train_seconds"] for _, path in snapshots]
-    assert times[0] == 0.0 and times[0] < times[1] < times[2] <= summary["train_seconds"]
+    assert times[0] == 0.0 and times[0] < times[1] < times[2] <= summary.train_seconds
     final = load_generator(snapshots[-1][1])[0].net.state_dict()
     assert all(torch.equal(final[k], v) for k, v in load_generator(run / "generator.pt")[0].net.state_dict().items())
     rows = list(csv.DictReader((run / "losses.csv").open()))
@@ -56,12 +57,12 @@ def test_outputs_of_a_cell(workdir: Path, variant: str) -> None:
     assert generator.sample(5, generator=torch.Generator().manual_seed(0)).shape == (5, 1, 8, 8)
 
     client = MlflowClient()
-    mlflow_run = client.get_run(summary["mlflow_run_id"])
-    assert mlflow_run.info.run_name == f"{variant}-s0" and mlflow_run.info.status == "FINISHED"
+    mlflow_run = client.get_run(summary.mlflow_run_id)
+    assert mlflow_run.info.run_name == f"{variant}-0" and mlflow_run.info.status == "FINISHED"
     assert mlflow_run.data.params["train.batch_size"] == "8" and mlflow_run.data.tags["stage"] == "train"
-    history = client.get_metric_history(summary["mlflow_run_id"], "loss_d" if variant == "gan" else "loss")
+    history = client.get_metric_history(summary.mlflow_run_id, "loss_d" if variant == "gan" else "loss")
     assert sorted(m.step for m in history) == list(range(1, 7))
-    artifacts = [a.path for a in client.list_artifacts(summary["mlflow_run_id"], "samples")]
+    artifacts = [a.path for a in client.list_artifacts(summary.mlflow_run_id, "samples")]
     assert "samples/final.png" in artifacts
 
 
@@ -78,19 +79,19 @@ def test_resume_is_bit_identical(workdir: Path) -> None:
     write_prepared(workdir)
     train_cell(_params(), "gan", 0, progress=False)
     uninterrupted = _weights("gan")
-    snapshots = dict(list_snapshots(Path("runs/gan-0/snapshots")))
+    snapshots = dict(list_steps(Path("runs/gan-0/snapshots")))
     before = {step: load_generator(path)[0].net.state_dict() for step, path in snapshots.items()}
     # Keep only the step-3 checkpoint, as if the run had been killed between steps 3 and 6.
     (Path("runs/gan-0/checkpoints") / "step-00000006.pt").unlink()
     summary = train_cell(_params(), "gan", 0, progress=False)
     resumed = _weights("gan")
-    assert [step for step, _ in list_snapshots(Path("runs/gan-0/snapshots"))] == [0, 3, 6]
+    assert [step for step, _ in list_steps(Path("runs/gan-0/snapshots"))] == [0, 3, 6]
     after = load_generator(snapshots[6])[0].net.state_dict()  # rewritten by the resumed run, identically
     assert all(torch.equal(before[6][k], after[k]) for k in after)
     assert all(torch.equal(uninterrupted[k], resumed[k]) for k in uninterrupted)
     rows = list(csv.DictReader(Path("runs/gan-0/losses.csv").open()))
     assert [int(r["step"]) for r in rows] == list(range(1, 7))
-    assert summary["steps"] == 6
+    assert summary.steps == 6
 
 
 def test_resume_guard_lists_changed_keys(workdir: Path) -> None:
@@ -99,8 +100,8 @@ def test_resume_guard_lists_changed_keys(workdir: Path) -> None:
     with pytest.raises(InputError, match=r"differs in: train\.batch_size"):
         train_cell(_params(batch_size=4), "gan", 0, progress=False)
     summary = train_cell(_params(batch_size=4), "gan", 0, on_config_change="restart", progress=False)
-    assert summary["status"] == "ok"
-    state = ckpt.load_checkpoint(ckpt.list_checkpoints(Path("runs/gan-0/checkpoints"))[-1][1])
+    assert summary.status == "ok"
+    state = ckpt.load_checkpoint(list_steps(Path("runs/gan-0/checkpoints"))[-1][1])
     assert state["config"]["train"]["batch_size"] == 4
 
 
@@ -111,8 +112,8 @@ def test_changed_training_code_is_not_resumed(workdir: Path, monkeypatch: pytest
     with pytest.raises(InputError, match=r"differs in: training_code"):
         train_cell(_params(), "gan", 0, progress=False)
     summary = train_cell(_params(), "gan", 0, on_config_change="restart", progress=False)
-    state = ckpt.load_checkpoint(ckpt.list_checkpoints(Path("runs/gan-0/checkpoints"))[-1][1])
-    assert summary["steps"] == 6 and state["config"]["training_code"] == "after-a-loss-fix"
+    state = ckpt.load_checkpoint(list_steps(Path("runs/gan-0/checkpoints"))[-1][1])
+    assert summary.steps == 6 and state["config"]["training_code"] == "after-a-loss-fix"
 
 
 def test_code_fingerprint_follows_training_sources_only(tmp_path: Path) -> None:
@@ -132,7 +133,7 @@ def test_extending_the_step_budget_resumes(workdir: Path) -> None:
     write_prepared(workdir)
     train_cell(_params(), "gan", 0, progress=False)
     summary = train_cell(_params(steps=9), "gan", 0, progress=False)
-    assert summary["steps"] == 9
+    assert summary.steps == 9
     assert len(list(csv.DictReader(Path("runs/gan-0/losses.csv").open()))) == 9
 
 
@@ -142,18 +143,18 @@ def test_divergence_is_isolated(workdir: Path) -> None:
     raw["variants"]["gan"]["d_optimizer"] = {"lr": 1.0e30}
     raw["variants"]["gan"]["g_optimizer"] = {"lr": 1.0e30}
     summary = train_cell(parse_params(raw), "gan", 0, progress=False)
-    assert summary["status"] == "diverged" and "non-finite" in summary["reason"]
+    assert summary.status == "diverged" and "non-finite" in summary.reason
     assert Path("runs/gan-0/generator.pt").is_file()
-    assert MlflowClient().get_run(summary["mlflow_run_id"]).info.status == "FAILED"
+    assert MlflowClient().get_run(summary.mlflow_run_id).info.status == "FAILED"
 
 
 def test_exploding_finite_losses_mark_the_cell_diverged(workdir: Path) -> None:
     write_prepared(workdir)
     summary = train_cell(_params(max_abs_value=1e-3), "gan", 0, progress=False)  # any real loss exceeds 1e-3
-    assert summary["status"] == "diverged" and summary["steps"] == 2  # found at the first flush (log_every 2)
-    assert summary["reason"].startswith("exploding loss_") and "train.max_abs_value 0.001" in summary["reason"]
-    assert "at step 1" in summary["reason"]
-    assert MlflowClient().get_run(summary["mlflow_run_id"]).data.tags["failure_reason"] == summary["reason"]
+    assert summary.status == "diverged" and summary.steps == 2  # found at the first flush (log_every 2)
+    assert summary.reason.startswith("exploding loss_") and "train.max_abs_value 0.001" in summary.reason
+    assert "at step 1" in summary.reason
+    assert MlflowClient().get_run(summary.mlflow_run_id).data.tags["failure_reason"] == summary.reason
 
 
 @pytest.mark.parametrize(("rows", "limit", "expected"), [
@@ -196,7 +197,7 @@ def test_corrupt_newest_checkpoint_falls_back_to_the_previous(workdir: Path, dam
     data = newest.read_bytes()
     newest.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"\x00garbage" * 100)
     summary = train_cell(_params(), "gan", 0, progress=False)
-    assert summary["steps"] == 6
+    assert summary.steps == 6
     resumed = _weights("gan")
     assert all(torch.equal(uninterrupted[k], resumed[k]) for k in uninterrupted)
 
@@ -223,4 +224,4 @@ def test_train_seconds_cover_checkpoints_snapshots_and_samples(workdir: Path, mo
     # generator.pt, which are not training
     inside = 4 + 3 + 2
     assert len(calls) == inside + 2
-    assert inside * pause <= summary["train_seconds"] < wall - 2 * pause
+    assert inside * pause <= summary.train_seconds < wall - 2 * pause

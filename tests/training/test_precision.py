@@ -11,6 +11,7 @@ from torch import nn
 
 from pipeline.config import load_params
 from pipeline.errors import InputError
+from pipeline.layout import list_steps
 from pipeline.losses import gradient_penalty
 from pipeline.training import checkpoint as ckpt
 from pipeline.training.loop import train_cell
@@ -54,8 +55,8 @@ def test_cells_train_under_autocast(workdir: Path, variant: str, loss: str | Non
         raw["variants"]["gan"]["model"]["d_norm"] = "layer" if loss == "wgan-gp" else "batch"
     params = load_params(write_params(workdir / "params.yaml", raw))
     summary = train_cell(params, variant, 0, progress=False)
-    assert summary["status"] == "ok" and summary["precision"] == precision
-    history = ckpt.load_checkpoint(ckpt.list_checkpoints(Path(f"runs/{variant}-0/checkpoints"))[-1][1])
+    assert summary.status == "ok" and summary.precision == precision
+    history = ckpt.load_checkpoint(list_steps(Path(f"runs/{variant}-0/checkpoints"))[-1][1])
     assert all(math.isfinite(v) for row in history["history"] for v in row.values())
     scalers = {k: v for k, v in history["trainer"].items() if k.startswith("scaler")}
     assert scalers and all(bool(s) == (precision == "fp16") for s in scalers.values())  # fp16 keeps a loss scale

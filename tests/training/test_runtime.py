@@ -16,12 +16,13 @@ from pipeline.training.runtime import Runtime
 from tests.conftest import tiny_params, write_params, write_prepared
 
 
+@pytest.mark.slow  # Inductor compiles the networks
 def test_compiled_training_exports_a_plain_generator(workdir: Path) -> None:
     write_prepared(workdir)
     raw = tiny_params()
     raw["train"]["compile"] = True
     params = load_params(write_params(workdir / "params.yaml", raw))
-    assert train_cell(params, "gan", 0, progress=False)["status"] == "ok"
+    assert train_cell(params, "gan", 0, progress=False).status == "ok"
     generator, _ = load_generator(Path("runs/gan-0/generator.pt"))  # no "_orig_mod." keys
     assert generator(torch.randn(2, generator.latent_dim)).shape == (2, 1, 8, 8)
 

@@ -3,6 +3,7 @@ IWAE and the discretised-logistic VAE; their configs are validated with clear er
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import torch
 from pipeline.config import ResnetConfig, load_params, parse_params
 from pipeline.errors import ConfigError
 from pipeline.generators import load_generator
+from pipeline.layout import list_steps
 from pipeline.training import checkpoint as ckpt
 from pipeline.training.loop import train_cell
 from tests.conftest import tiny_params, write_params, write_prepared
@@ -34,15 +36,17 @@ def test_variant_trains_and_exports_a_sampler(workdir: Path, variant: str) -> No
     raw = tiny_params(grid={"variants": [variant], "seeds": [0]}, variants={variant: VARIANTS[variant]})
     params = load_params(write_params(workdir / "params.yaml", raw))
     summary = train_cell(params, variant, 0, progress=False)
-    assert summary["status"] == "ok", summary["reason"]
+    assert summary.status == "ok", summary.reason
     generator, _ = load_generator(Path(f"runs/{variant}-0/generator.pt"))
     images = generator(torch.randn(5, generator.latent_dim))
     assert images.shape == (5, 1, 8, 8) and images.min() >= -1 and images.max() <= 1
-    history = ckpt.load_checkpoint(ckpt.list_checkpoints(Path(f"runs/{variant}-0/checkpoints"))[-1][1])["history"]
+    history = ckpt.load_checkpoint(list_steps(Path(f"runs/{variant}-0/checkpoints"))[-1][1])["history"]
     if VARIANTS[variant].get("loss") in ("dragan", "wgan-gp"):
-        assert all(row["gradient_penalty"] >= 0 for row in history)
+        # logged every step and computed: a real critic's input gradients never have norm exactly 1 everywhere
+        penalties = [row["gradient_penalty"] for row in history]
+        assert len(penalties) == 6 and all(math.isfinite(v) and v > 0 for v in penalties)
     if variant == "wgan":  # every critic weight inside the clipping box after training
-        critic = ckpt.load_checkpoint(ckpt.list_checkpoints(Path("runs/wgan-0/checkpoints"))[-1][1])["trainer"]
+        critic = ckpt.load_checkpoint(list_steps(Path("runs/wgan-0/checkpoints"))[-1][1])["trainer"]
         assert all(t.abs().max() <= 0.02 + 1e-7 for t in critic["discriminator"].values() if t.is_floating_point())
 
 
@@ -106,7 +110,7 @@ def test_the_generator_step_skips_critic_gradients_with_identical_weights(
         variants = {variant: VARIANTS[variant]} if variant in VARIANTS else None
         raw = tiny_params(grid={"variants": [variant], "seeds": [0]}, **({"variants": variants} if variants else {}))
         params = load_params(write_params(folder / "params.yaml", raw))
-        assert train_cell(params, variant, 0, progress=False)["status"] == "ok"
+        assert train_cell(params, variant, 0, progress=False).status == "ok"
         weights[name] = torch.load(folder / f"runs/{variant}-0/generator.pt", weights_only=True)["state_dict"]
     assert calls and all(n > 0 for n in calls)  # used at every generator step
     assert all(torch.equal(weights["frozen"][k], weights["reference"][k]) for k in weights["reference"])
