@@ -8,12 +8,12 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: setup dataset postgres repro retrain test test-fast bench bench-evaluators ui server lock help
+.PHONY: setup dataset postgres chromium repro retrain test test-fast bench bench-evaluators exps ui server lock help
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-setup: $(STAMP) dataset postgres  ## Create .venv and install the project (a no-op when up to date).
+setup: $(STAMP) dataset postgres chromium  ## Create .venv and install the project (a no-op when up to date).
 
 # Re-installs only when the project's dependencies or the constraints change.
 $(STAMP): pyproject.toml requirements.lock
@@ -41,6 +41,16 @@ postgres:
 		|| echo "warning: could not install postgresql; make server and its test need it"; \
 	fi
 
+# Debian's chromium, which the report's browser test drives through playwright (no browser download).
+chromium:
+	@if ! command -v chromium >/dev/null && [ ! -x /usr/bin/chromium ] \
+		&& [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium"; \
+		apt-get install -y -qq chromium >/dev/null 2>&1 \
+		|| { apt-get update -qq && apt-get install -y -qq chromium; } \
+		|| echo "warning: could not install chromium; the report's browser test needs it"; \
+	fi
+
 repro: setup  ## Run the whole grid: prepare → fit-evaluator → train → evaluate → report.
 	$(BIN)/dvc repro
 
@@ -61,8 +71,14 @@ bench: setup  ## Benchmark: train loop vs a bare PyTorch loop, evaluation, peak 
 bench-evaluators: setup  ## After make repro: rank the grid in other evaluators' features (merged labels, labels dropped) (benchmarks/evaluators.json).
 	$(BIN)/python -m benchmarks.evaluators $(BENCH_ARGS)
 
-ui: setup  ## Open the MLflow UI on http://127.0.0.1:5000.
-	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --host 127.0.0.1 --port 5000
+# The columns people compare across experiments: `dvc exp show` alone has one per param, dependency and metric key.
+EXPS_KEEP := ^(Experiment|Created|State)$$|^(best|lead_.*|feature_space|evaluator_quality|fid[.@].*)$$|^(grid\..*|train\.(steps|batch_size)|evaluate\.(num_samples|noise_draws)|variants\.[^.]+\.[gd]_optimizer\.lr)$$
+
+exps: setup  ## Compare experiments (dvc exp run --queue ..., then this): the headline metrics and the params people vary.
+	$(BIN)/dvc exp show --drop '.*' --keep '$(EXPS_KEEP)' $(EXPS_ARGS)
+
+ui: setup  ## Print each experiment's runs-table URL, then serve the MLflow UI on http://127.0.0.1:5000.
+	$(BIN)/python -m stages ui $(UI_ARGS)
 
 server: setup  ## Team MLflow server: PostgreSQL store + local artifacts on http://127.0.0.1:5000 (Ctrl-C stops).
 	$(BIN)/python -m stages server

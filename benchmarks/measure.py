@@ -98,9 +98,9 @@ def evaluation(ws: Workspace) -> dict[str, Any]:
         started = time.perf_counter()
         result = evaluate_cell(ws.params, VARIANT, 0)
         seconds = time.perf_counter() - started
-    return {"seconds": seconds, "num_samples": result["num_samples"], "feature_extractor": result["feature_extractor"],
-            "fid": result["fid"], "noise_draws": ws.params.evaluate.noise_draws,
-            "curve_snapshots": len(result["fid_curve"] or [])}
+    return {"seconds": seconds, "num_samples": result.num_samples, "feature_extractor": result.feature_extractor,
+            "fid": result.fid, "noise_draws": ws.params.evaluate.noise_draws,
+            "curve_snapshots": len(result.fid_curve or [])}
 
 
 def peak_rss(ws: Workspace) -> dict[str, Any]:

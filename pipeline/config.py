@@ -16,6 +16,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -173,6 +174,11 @@ class ConvVaeConfig(StrictModel):
         "bernoulli", description="Decoder likelihood: bernoulli (intensities as probabilities) or logistic (a "
         "per-pixel logistic discretised to the 256 levels of 8-bit data, with a learned scale)."
     )
+
+
+ModelConfig = DcganConfig | ResnetConfig | ConvVaeConfig  # what the model registry's builders take
+# A model section as saved beside a network (``name`` always written): which builder, and its arguments.
+SAVED_MODEL = TypeAdapter(Annotated[ModelConfig, Field(discriminator="name")])
 
 
 class GanVariant(StrictModel):

@@ -8,11 +8,12 @@ which :func:`load_generator` rebuilds an :class:`ImageGenerator` without the tra
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 
+from pipeline.config import SAVED_MODEL
 from pipeline.errors import InputError
 from pipeline.io import atomic_save
 from pipeline.layout import list_steps
@@ -62,7 +63,11 @@ def load_generator(path: Path, *, device: torch.device | str = "cpu",
     pick, output = _SAMPLING_NETWORK[state["kind"]], state.get("output")
     if output not in ImageGenerator.OUTPUTS:
         raise InputError(f"{path}: unknown output mapping {output!r}")
-    networks = build_model(SimpleNamespace(**state["model"]), channels=state["channels"], resolution=state["resolution"])
+    try:
+        model = SAVED_MODEL.validate_python(state["model"])
+    except (ValidationError, KeyError) as error:
+        raise InputError(f"{path}: its model section is not one this version builds ({error})") from None
+    networks = build_model(model, channels=state["channels"], resolution=state["resolution"])
     net = pick(networks)
     net.load_state_dict(state["state_dict"])
     generator = ImageGenerator(net, latent_dim=state["latent_dim"], output=output)

@@ -17,10 +17,10 @@ import torch
 from pipeline.config import Params
 from pipeline.evaluation.cell import ReferenceSet, read_train_summary, sample_draws, score_samples
 from pipeline.generators import load_generator
-from pipeline.io import atomic_write_json
 from pipeline.layout import Cell, list_steps
 from pipeline.losses import get_gan_loss
 from pipeline.models import ImageGenerator, build_model
+from pipeline.records import PruneResult, write_record
 from pipeline.pruning import (
     finetune_generator,
     generation_latency,
@@ -53,7 +53,7 @@ def largest_within_noise(rows: list[dict[str, Any]], ceiling: float | None) -> f
     return max(within) if within else None
 
 
-def prune_cell(params: Params, variant: str, seed: int) -> dict[str, Any]:
+def prune_cell(params: Params, variant: str, seed: int) -> PruneResult:
     """Run the study for one cell and write its metrics file; diverged/failed cells get no rows and their reason."""
     cfg, study = params.variant(variant), params.prune
     cell = Cell(variant, seed)
@@ -74,8 +74,9 @@ def prune_cell(params: Params, variant: str, seed: int) -> dict[str, Any]:
         dense_row = result["rows"][0]
         result["dense_fid_ci_high"] = dense_row.get("fid_ci_high")
         result["largest_sparsity_within_noise"] = largest_within_noise(result["rows"], result["dense_fid_ci_high"])
-    atomic_write_json(cell.prune_metrics, result)
-    return result
+    record = PruneResult.model_validate(result)
+    write_record(cell.prune_metrics, record)
+    return record
 
 
 def _score_sparsity(dense: ImageGenerator, critic: torch.nn.Module | None, sparsity: float, params: Params, variant: str,
@@ -98,7 +99,7 @@ def _score_sparsity(dense: ImageGenerator, critic: torch.nn.Module | None, spars
         "sparsity": sparsity,
         "achieved_sparsity": 1 - counts["nonzero_prunable_weights"] / counts["prunable_weights"],
         **{key: scores.get(key) for key in SCORES},
-        **({"fid_ci_low": scores.get("fid_ci_low"), "fid_ci_high": scores.get("fid_ci_high")} if sparsity == 0 else {}),
+        **({"fid_ci_low": scores["fid_ci_low"], "fid_ci_high": scores["fid_ci_high"]} if sparsity == 0 else {}),
         **counts,
         "dense_bytes": serialized_bytes(net, sparse=False),
         "sparse_bytes": serialized_bytes(net, sparse=True),
@@ -108,20 +109,20 @@ def _score_sparsity(dense: ImageGenerator, critic: torch.nn.Module | None, spars
     }
 
 
-def log_prune_to_mlflow(result: dict[str, Any], *, delivery_timeout: float) -> None:
+def log_prune_to_mlflow(result: PruneResult, *, delivery_timeout: float) -> None:
     """Per-sparsity metrics on the cell's run: ``prune/<metric>`` at step = sparsity in percent."""
     from pipeline.tracking import CellRun, warn_undelivered
 
-    cell = Cell(result["variant"], result["seed"])
+    cell = Cell(result.variant, result.seed)
     summary = read_train_summary(cell)
     outbox = summary.mlflow_outbox
     run = CellRun.attach(Path(outbox) if outbox else None, run_id=summary.mlflow_run_id, root=cell.outbox)
     if run is None:
         return
-    for row in result["rows"]:
-        values = {f"prune/{k}": row[k] for k in (*SCORES, "nonzero_parameters", "sparse_bytes", "latency_ms")
-                  if isinstance(row.get(k), (int, float))}
-        run.log_metrics(values, step=round(100 * row["sparsity"]))
-    if result["largest_sparsity_within_noise"] is not None:
-        run.log_metrics({"prune/largest_sparsity_within_noise": result["largest_sparsity_within_noise"]}, step=0)
+    for row in result.rows:
+        values = {f"prune/{k}": v for k in (*SCORES, "nonzero_parameters", "sparse_bytes", "latency_ms")
+                  if (v := getattr(row, k)) is not None}
+        run.log_metrics(values, step=round(100 * row.sparsity))
+    if result.largest_sparsity_within_noise is not None:
+        run.log_metrics({"prune/largest_sparsity_within_noise": result.largest_sparsity_within_noise}, step=0)
     warn_undelivered(cell.name, run.finish(None, wait=delivery_timeout), run.outbox.folder)

@@ -17,6 +17,7 @@ from stages import (
     server,
     sync,
     train,
+    ui,
 )
 
 app = typer.Typer(
@@ -39,6 +40,7 @@ COMMANDS = {
     "sync": sync.main,  # not a DVC stage: deliver MLflow logging kept while the store was away
     "gate": gate.main,  # not a DVC stage: the quality gate of `make retrain`
     "launch": launch.main,  # not a DVC stage: runs the others as Ray tasks
+    "ui": ui.main,  # not a DVC stage: the MLflow UI with each experiment's URL
 }
 for _name, _command in COMMANDS.items():
     app.command(_name)(_command)

@@ -16,7 +16,7 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
     from pipeline.evaluation.noise_floor import write_noise_floor  # heavy imports after validation
 
     result = write_noise_floor(cfg.evaluate)
-    for extractor, floor in result["feature_spaces"].items():
-        spread = f" ± {floor['fid_std']:.3f}" if floor["fid_std"] is not None else ""
-        typer.echo(f"noise floor ({extractor}): FID {floor['fid_mean']:.3f}{spread} "
-                   f"({result['num_samples']} vs {result['num_samples']} real images, {result['repeats']} repeats)")
+    for extractor, floor in result.feature_spaces.items():
+        spread = f" ± {floor.fid_std:.3f}" if floor.fid_std is not None else ""
+        typer.echo(f"noise floor ({extractor}): FID {floor.fid_mean:.3f}{spread} "
+                   f"({result.num_samples} vs {result.num_samples} real images, {result.repeats} repeats)")

@@ -20,13 +20,13 @@ def main(variant: VariantOption, seed: SeedOption, params: ParamsOption = Path("
 
     result = prune_cell(cfg, variant, seed)
     log_prune_to_mlflow(result, delivery_timeout=cfg.tracking.delivery_timeout)
-    if not result["rows"]:
-        typer.echo(f"{variant}-{seed}: {result['status']} cell, nothing to prune")
+    if not result.rows:
+        typer.echo(f"{variant}-{seed}: {result.status} cell, nothing to prune")
         return
-    for row in result["rows"]:
-        typer.echo(f"{variant}-{seed} sparsity {row['sparsity']:.0%}: FID {row['fid']:.2f}, "
-                   f"{row['nonzero_parameters']:,} non-zero parameters, {row['sparse_bytes'] / 1024:.0f} KiB sparse, "
-                   f"{row['latency_ms']:.1f} ms / {cfg.prune.latency_batch_size} images")
-    within = result["largest_sparsity_within_noise"]
+    for row in result.rows:
+        typer.echo(f"{variant}-{seed} sparsity {row.sparsity:.0%}: FID {row.fid:.2f}, "
+                   f"{row.nonzero_parameters:,} non-zero parameters, {row.sparse_bytes / 1024:.0f} KiB sparse, "
+                   f"{row.latency_ms:.1f} ms / {cfg.prune.latency_batch_size} images")
+    within = result.largest_sparsity_within_noise
     typer.echo(f"{variant}-{seed}: largest sparsity within the dense model's FID noise: "
                + ("none" if within is None else f"{within:.0%}"))

@@ -16,11 +16,14 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
     against the runner-up (Welch's t-test), and write reports/report.md, report.html, metrics.json, figures/ and
     plots/. Needs metrics/<variant>-<seed>.json for every grid cell (the evaluate stage)."""
     cfg = load(params)
-    from pipeline.reporting import headline_text, write_report  # heavy (matplotlib, scipy) imports after validation
+    from rich.console import Console
+
+    from pipeline.reporting import headline_text, ranking_table, write_report  # heavy imports after validation
 
     summary = write_report(cfg)
     print(headline_text(summary))
-    print(f"Report: {layout.REPORTS_DIR / 'report.md'} (and report.html, metrics.json, figures/)")
+    Console(width=120).print(ranking_table(summary))
+    print(f"Report: {layout.REPORTS_DIR / 'report.html'} (and report.md, headline.json, metrics.json, figures/)")
     publish(cfg, summary, params)
 
 

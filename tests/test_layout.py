@@ -10,6 +10,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from pipeline import layout
 from pipeline.errors import InputError
 from pipeline.layout import Cell, list_steps, step_file
 from pipeline.records import TrainSummary, read_record, write_record
@@ -40,9 +41,14 @@ def test_dvc_yaml_declares_the_cells_files() -> None:
     assert _paths(train["outs"]) == {CELL.checkpoints, CELL.snapshots, CELL.generator, CELL.samples, CELL.losses,
                                      CELL.train_summary}
     assert {CELL.generator, CELL.snapshots, CELL.train_summary} <= _paths(evaluate["deps"])
-    assert _paths(evaluate["metrics"]) == {CELL.metrics}
+    assert _paths(evaluate["outs"]) == {CELL.metrics}
     assert {CELL.generator, CELL.train_summary} <= _paths(prune["deps"])
-    assert _paths(prune["metrics"]) == {CELL.prune_metrics}
+    assert _paths(prune["outs"]) == {CELL.prune_metrics}
+    # the report reads every cell's loss log and final sample grid: it depends on runs/, outboxes ignored
+    assert {layout.RUNS_DIR, layout.METRICS_DIR} <= _paths(_stage("report")["deps"])
+    assert CELL.losses.is_relative_to(layout.RUNS_DIR) and CELL.final_samples.is_relative_to(layout.RUNS_DIR)
+    ignored = [line for line in (REPO / ".dvcignore").read_text().splitlines() if line and not line.startswith("#")]
+    assert ignored == [f"{layout.RUNS_DIR}/*/{CELL.outbox.name}"]
     assert CELL.final_samples.parent == CELL.samples and CELL.outbox.parent == CELL.run_dir
 
 
@@ -88,6 +94,7 @@ def test_a_wrong_field_fails_at_the_writer() -> None:
 
 @pytest.mark.parametrize(("edit", "field"), [(lambda r: r.pop("steps"), "steps"),
                                              (lambda r: r.update(format_version=0), "format_version"),
+                                             (lambda r: r.pop("format_version"), "format_version: Field required"),
                                              (lambda r: r.update(loss=1), "loss")])
 def test_a_bad_record_names_the_file_and_field(tmp_path: Path, edit, field: str) -> None:  # noqa: ANN001
     path = tmp_path / "train.json"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
+import re
 import math
 from pathlib import Path
 from typing import Any
@@ -17,19 +19,31 @@ from pipeline import layout
 from pipeline.config import Params, parse_params
 from pipeline.errors import InputError
 from pipeline.layout import Cell
-from pipeline.reporting import describe, headline_text, summarize, welch_test, write_report
-from pipeline.reporting.document import Alert, Paragraph, Span, Table, render_html, render_markdown
+from pipeline.records import CellMetrics
+from pipeline.reporting import describe, headline_text, sections, summarize, welch_test, write_report
+from pipeline.reporting.document import (
+    Alert,
+    Details,
+    Gallery,
+    Heading,
+    Image,
+    Paragraph,
+    Span,
+    Table,
+    render_html,
+    render_markdown,
+)  # fmt: skip
 from pipeline.reporting.figures import moving_average
 
 T_975_2 = 4.302652729911275  # scipy.stats.t.ppf(0.975, 2), i.e. Student's t table, 2 degrees of freedom
 
 
 CLASS_NAMES = ["zero", "one", "two", "three"]
-NEW_KEYS = (  # what the evaluate stage added after the first report: older metrics files lack all of them
+NEW_KEYS = (  # results a cell may lack (one noise draw, no snapshots, no classes): null in its metrics
     "precision", "recall", "f_score", "fid_ci_low", "fid_ci_high", "fid_draws_std", "fid_ci_confidence",
     "fid_ci_method", "num_classes", "classes_covered", "class_kl", "class_histogram", "real_class_share", "class_names",
     "feature_spaces", "fid_curve", "curve_feature_extractor", "curve_num_samples", "time_to_within_10pct",
-    "steps_to_within_10pct",
+    "steps_to_within_10pct", "ndb", "ndb_share", "ndb_js", "ndb_bins", "ndb_alpha",
 )  # fmt: skip
 
 
@@ -59,17 +73,17 @@ def newer_keys(seed: int, fid: float | None, status: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def cell(
-    variant: str, seed: int, fid: float | None, status: str = "ok", *, legacy: bool = False, **extra: Any
-) -> dict[str, Any]:
-    """A metrics dict as the evaluate stage writes it; ``legacy`` leaves out the newer keys, as older files do."""
-    return {
+def cell(variant: str, seed: int, fid: float | None, status: str = "ok", **extra: Any) -> dict[str, Any]:
+    """A metrics dict as the evaluate stage writes it: every :class:`CellMetrics` field, validated."""
+    values = {
         "variant": variant, "seed": seed, "status": status, "fid": fid,
         "isc_mean": 3.0 + seed, "isc_std": 0.1, "kid_mean": 0.01 * (seed + 1), "kid_std": 0.001,
         "feature_extractor": "domain-classifier", "num_samples": 100, "train_seconds": 60.0 + seed,
         "images_per_second": 1000.0, "mlflow_run_id": f"run-{variant}-{seed}", "num_parameters": 12345, "steps": 10,
-        **({} if legacy else newer_keys(seed, fid, status)), **extra,
+        **newer_keys(seed, fid, status), **extra,
     }  # fmt: skip
+    unset = dict.fromkeys(name for name in CellMetrics.model_fields if name != "format_version")
+    return CellMetrics.model_validate({**unset, **values}).model_dump()
 
 
 # --- statistics -------------------------------------------------------------------------------------------------
@@ -221,6 +235,38 @@ def test_document_escapes_inputs_in_html_and_markdown() -> None:
     assert r"**\<b\>x\</b\>** \& \| \*y\*" in md and r"| a\|b |" in md and "> **⚠ Warning:** 1 \\< 2" in md
 
 
+def test_details_collapse_in_html_and_are_raw_details_in_markdown() -> None:
+    blocks = [Details("Every <pair>", [Heading("Inner", 3), Table(["a"], [["1"]], id="t")], id="pairs")]
+    page = render_html(blocks, title="T")
+    assert '<details id="pairs"><summary>Every &lt;pair&gt;</summary>' in page and "</details>" in page
+    assert page.index("<summary>") < page.index("<h3>Inner</h3>") < page.index('<table id="t">')
+    md = render_markdown(blocks)  # GitHub folds raw <details>; the Markdown inside needs blank lines around it
+    inner = "### Inner\n\n| a |\n| --- |\n| 1 |"
+    assert md == f"<details>\n<summary>Every &lt;pair&gt;</summary>\n\n{inner}\n\n</details>\n"
+
+
+def test_the_pairwise_tables_are_collapsed_under_the_significance_figure() -> None:
+    fids = {"a": [10.0, 11.0, 12.0], "b": [14.0, 16.0, 15.5], "c": [30.0, 31.0, 29.5]}
+    summary = summarize([cell(name, i, v) for name, values in fids.items() for i, v in enumerate(values)])
+    blocks = sections.significance(summary)
+    assert [type(b).__name__ for b in blocks] == ["Heading", "Paragraph", "Image", "Details", "Details"]
+    significant, every = blocks[3], blocks[4]
+    assert significant.id == "significant-pairs" and significant.summary.endswith("significant pairs")
+    assert every.id == "pairwise" and every.summary == "Every pair of variants (3 pairs)"
+    assert [row[0] for row in every.blocks[0].rows] == ["a vs b", "a vs c", "b vs c"]
+
+
+def test_html_embeds_the_images_it_is_given_and_links_the_rest() -> None:
+    png = b"\x89PNG\r\n\x1a\nfake"
+    blocks = [Gallery([Image("figures/a.png", "A", "a: seed 0."), Image("figures/b.png", "B|b", "")])]
+    page = render_html(blocks, title="T", images={"figures/a.png": png})
+    assert f'<img src="data:image/png;base64,{base64.b64encode(png).decode()}" alt="A">' in page
+    assert '<img src="figures/b.png" alt="B|b">' in page and '<div class="gallery">' in page
+    assert "<figcaption>a: seed 0.</figcaption>" in page
+    md = render_markdown(blocks)  # side by side: one table row, the captions (or alt texts) as its header
+    assert md == "| a: seed 0. | B\\|b |\n| --- | --- |\n| ![A](figures/a.png) | ![B\\|b](figures/b.png) |\n"
+
+
 # --- write_report -------------------------------------------------------------------------------------------------
 
 
@@ -334,8 +380,39 @@ def test_html_report_has_the_same_content_and_escapes_inputs(report: tuple[Path,
     assert "<script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; loss_d is NaN" in page
     assert "<strong>gan</strong> has the lowest FID (domain classifier)" in page
-    assert 'src="figures/fid.png"' in page and 'src="figures/samples-vae.png"' in page
     assert "<th class=\"num\">FID (domain classifier), mean [95% CI]</th>" in page
+
+
+def test_html_report_is_one_file_with_every_image_embedded(report: tuple[Path, dict[str, Any]]) -> None:
+    reports = report[0] / "reports"
+    sources = re.findall(r'<img src="([^"]*)"', (reports / "report.html").read_text())
+    assert len(sources) == (reports / "report.md").read_text().count("](figures/") == 8  # the same images as the .md
+    assert all(src.startswith("data:image/png;base64,") for src in sources)
+    embedded = {base64.b64decode(src.split(",", 1)[1]) for src in sources}
+    for name in ["fid.png", "samples-gan.png", "samples-vae.png", "losses.png", "pairwise.png", "fid-curves.png"]:
+        assert (reports / "figures" / name).read_bytes() in embedded, name
+
+
+def test_the_report_shows_the_chart_samples_and_ranking_first(report: tuple[Path, dict[str, Any]]) -> None:
+    md = (report[0] / "reports/report.md").read_text()
+    order = ["# Generative model benchmark", "**gan** has the lowest FID", "(figures/fid.png)", "## Samples",
+             "| gan: final samples of seed 0. | vae: final samples of seed 0. |", "## Results",
+             "| Rank | Variant | FID (domain classifier), mean \\[95% CI\\] | Precision (domain classifier) | Recall "
+             "(domain classifier) | Classes covered | Train time / cell |",
+             "| 1 | gan | 20.00 (n=1) | 0.600 | 0.500 | 4.0 / 4 | 60 s |",
+             "<summary>Every metric per variant with its interval, and the cost</summary>",
+             "## Diverged and failed cells", "## Is the difference real?", "<summary>Every pair of variants (1 pair)",
+             "## Training losses", "## Per-cell results", "<summary>Every cell's quality"]  # fmt: skip
+    positions = [md.index(text) for text in order]
+    assert positions == sorted(positions)
+    page = (report[0] / "reports/report.html").read_text()
+    marks = ['<p id="headline">', 'alt="Mean FID', '<div class="gallery">', '<table id="ranking">',
+             '<details id="all-metrics">', '<details id="pairwise">', '<details id="per-cell">']  # fmt: skip
+    positions = [page.index(mark) for mark in marks]
+    assert positions == sorted(positions)
+    assert page.count("<details") == 3 and page.count("<table") == page.count('<div class="scroll"><table')
+    per_cell = page[page.index('<details id="per-cell">'):]
+    assert "<td>vae-1</td>" in per_cell and "<td>run-vae-1</td>" in per_cell
 
 
 def test_fid_header_names_the_feature_space(report: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
@@ -377,8 +454,17 @@ def test_missing_metrics_file_raises_input_error_naming_it(tmp_path: Path) -> No
 
 def test_inconsistent_metrics_file_is_rejected(tmp_path: Path) -> None:
     fabricate(tmp_path, grid_cells())
-    (tmp_path / "metrics/vae-1.json").write_text(json.dumps(cell("vae", 0, 1.0, status="done")))
-    with pytest.raises(InputError, match=r"vae-1\.json: it describes variant 'vae' seed 0; status must be one of"):
+    (tmp_path / "metrics/vae-1.json").write_text(json.dumps({**cell("vae", 0, float("nan"))}))
+    with pytest.raises(InputError, match=r"vae-1\.json: it describes variant 'vae' seed 0; an ok cell needs a finite "
+                                         r"number for 'fid', got nan; run `python -m stages evaluate --variant vae"):
+        write_report(make_params(), root=tmp_path)
+
+
+def test_an_unknown_status_is_rejected_naming_the_field(tmp_path: Path) -> None:
+    fabricate(tmp_path, grid_cells())
+    (tmp_path / "metrics/vae-1.json").write_text(json.dumps({**cell("vae", 1, 1.0), "status": "done"}))
+    with pytest.raises(InputError, match=r"vae-1\.json: not a cell metrics file of format version 1 \(status: Input "
+                                         r"should be 'ok', 'diverged' or 'failed' \(got 'done'\)\)"):
         write_report(make_params(), root=tmp_path)
 
 

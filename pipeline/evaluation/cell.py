@@ -26,10 +26,9 @@ from pipeline.evaluation.modes import class_coverage
 from pipeline.evaluation.ndb import BIN_FIELDS, NDB_KEYS, Bins, fit_bins, ndb
 from pipeline.evaluation.uncertainty import FrechetToReference, fid_over_draws
 from pipeline.generators import load_generator
-from pipeline.io import atomic_write_json
 from pipeline.layout import Cell
 from pipeline.models import ImageGenerator
-from pipeline.records import TrainSummary, read_record
+from pipeline.records import CellMetrics, TrainSummary, read_record, write_record
 from pipeline.tracking import CellRun, warn_undelivered
 from pipeline.training.runtime import resolve_device
 
@@ -157,8 +156,8 @@ def score_cell(variant: str, seed: int, *, ok: bool, cfg: EvaluateConfig, device
     return result
 
 
-def evaluate_cell(params: Params, variant: str, seed: int) -> dict[str, Any]:
-    """Score one cell and write its metrics file; diverged/failed cells get null metrics and their reason."""
+def evaluate_cell(params: Params, variant: str, seed: int) -> CellMetrics:
+    """Score one cell and write its metrics file; a diverged cell gets null metrics, its reason and its curve."""
     params.variant(variant)
     cfg, cell = params.evaluate, Cell(variant, seed)
     summary = read_train_summary(cell)
@@ -183,8 +182,9 @@ def evaluate_cell(params: Params, variant: str, seed: int) -> dict[str, Any]:
         log_to_mlflow(run, result)
         warn_undelivered(cell.name, run.finish(None, wait=params.tracking.delivery_timeout), run.outbox.folder)
         result.update(mlflow_run_id=run.run_id, mlflow_model_uri=run.model_uri, mlflow_outbox=str(run.outbox.folder))
-    atomic_write_json(cell.metrics, result)
-    return result
+    metrics = CellMetrics.model_validate(result)  # a missing, renamed or extra key fails here, before writing
+    write_record(cell.metrics, metrics)
+    return metrics
 
 
 def log_to_mlflow(run: CellRun, result: dict[str, Any]) -> None:

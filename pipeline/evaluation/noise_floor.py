@@ -7,8 +7,6 @@ disjoint from the others when the train split is large enough; the result is the
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
@@ -17,12 +15,12 @@ from pipeline.config import EvaluateConfig
 from pipeline.data import load_prepared
 from pipeline.evaluation.cell import ReferenceSet
 from pipeline.evaluation.metrics import fid_from_statistics, fid_statistics
-from pipeline.io import atomic_write_json
+from pipeline.records import FloorSpace, NoiseFloor, write_record
 
 SUBSET_SEED = 7_000_003
 
 
-def noise_floor(cfg: EvaluateConfig) -> dict[str, Any]:
+def noise_floor(cfg: EvaluateConfig) -> NoiseFloor:
     """Real-vs-real FID per configured feature space: ``feature_spaces[extractor] = {fid_mean, fid_std, fid_values}``."""
     reference = ReferenceSet(cfg)
     train, _ = load_prepared("train")
@@ -41,20 +39,17 @@ def noise_floor(cfg: EvaluateConfig) -> dict[str, Any]:
         layer = extractor.layers["fid"]
         ref_stats = fid_statistics(ref[layer][:size])
         values = [fid_from_statistics(fid_statistics(extractor(train[index])[layer]), ref_stats) for index in subsets]
-        spaces[extractor.space.extractor] = {
-            "fid_mean": float(np.mean(values)),
-            "fid_std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
-            "fid_values": [float(v) for v in values],
-        }
-    return {
-        "reference": "test", "subset_split": "train", "num_samples": int(size), "repeats": repeats,
-        "disjoint_subsets": disjoint,
-        "data_fingerprint": reference.meta["fingerprint"], "feature_spaces": spaces,
-    }
+        spaces[extractor.space.extractor] = FloorSpace(
+            fid_mean=float(np.mean(values)),
+            fid_std=float(np.std(values, ddof=1)) if len(values) > 1 else None,
+            fid_values=[float(v) for v in values],
+        )
+    return NoiseFloor(reference="test", subset_split="train", num_samples=int(size), repeats=repeats,
+                      disjoint_subsets=disjoint, data_fingerprint=reference.meta["fingerprint"], feature_spaces=spaces)
 
 
-def write_noise_floor(cfg: EvaluateConfig) -> dict[str, Any]:
+def write_noise_floor(cfg: EvaluateConfig) -> NoiseFloor:
     """Compute the noise floor and write ``metrics/noise-floor.json`` atomically."""
     result = noise_floor(cfg)
-    atomic_write_json(layout.NOISE_FLOOR_PATH, result)
+    write_record(layout.NOISE_FLOOR_PATH, result)
     return result

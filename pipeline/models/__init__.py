@@ -8,11 +8,11 @@ wraps whatever maps a latent code to an image so evaluation and export treat eve
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import nn
 
+from pipeline.config import ConvVaeConfig, DcganConfig, ModelConfig, ResnetConfig
 from pipeline.losses import LIKELIHOODS
 from pipeline.models.dcgan import Discriminator, Generator, init_weights
 from pipeline.models.resnet import ResnetDiscriminator, ResnetGenerator, init_resnet
@@ -21,7 +21,7 @@ from pipeline.models.vae import ConvVAE
 Builder = Callable[..., dict[str, nn.Module]]
 
 
-def build_dcgan(cfg: Any, *, channels: int, resolution: int) -> dict[str, nn.Module]:
+def build_dcgan(cfg: DcganConfig, *, channels: int, resolution: int) -> dict[str, nn.Module]:
     """DCGAN generator + discriminator, DCGAN-initialised."""
     generator = Generator(latent_dim=cfg.latent_dim, channels=channels, resolution=resolution, width=cfg.width)
     discriminator = Discriminator(
@@ -32,7 +32,7 @@ def build_dcgan(cfg: Any, *, channels: int, resolution: int) -> dict[str, nn.Mod
     return {"generator": generator, "discriminator": discriminator}
 
 
-def build_resnet(cfg: Any, *, channels: int, resolution: int) -> dict[str, nn.Module]:
+def build_resnet(cfg: ResnetConfig, *, channels: int, resolution: int) -> dict[str, nn.Module]:
     """SNGAN-style ResNet generator + discriminator (spectral norm on D unless disabled)."""
     generator = ResnetGenerator(latent_dim=cfg.latent_dim, channels=channels, resolution=resolution, width=cfg.width)
     discriminator = ResnetDiscriminator(channels=channels, resolution=resolution, width=cfg.width,
@@ -42,7 +42,7 @@ def build_resnet(cfg: Any, *, channels: int, resolution: int) -> dict[str, nn.Mo
     return {"generator": generator, "discriminator": discriminator}
 
 
-def build_conv_vae(cfg: Any, *, channels: int, resolution: int) -> dict[str, nn.Module]:
+def build_conv_vae(cfg: ConvVaeConfig, *, channels: int, resolution: int) -> dict[str, nn.Module]:
     """Convolutional VAE; its decoder outputs the parameters of ``cfg.likelihood`` (default Bernoulli)."""
     per_channel = LIKELIHOODS[getattr(cfg, "likelihood", "bernoulli")].channels_per_channel
     return {"vae": ConvVAE(channels=channels, resolution=resolution, width=cfg.width, latent_dim=cfg.latent_dim,
@@ -52,7 +52,7 @@ def build_conv_vae(cfg: Any, *, channels: int, resolution: int) -> dict[str, nn.
 MODELS: dict[str, Builder] = {"dcgan": build_dcgan, "resnet": build_resnet, "conv-vae": build_conv_vae}
 
 
-def build_model(cfg: Any, *, channels: int, resolution: int) -> dict[str, nn.Module]:
+def build_model(cfg: ModelConfig, *, channels: int, resolution: int) -> dict[str, nn.Module]:
     """Look up ``cfg.name`` in the registry; an unknown name lists the valid ones."""
     if cfg.name not in MODELS:
         raise ValueError(f"'{cfg.name}' is not a supported model; choose one of: {', '.join(sorted(MODELS))}")

@@ -6,7 +6,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pipeline.reporting import sections
-from pipeline.reporting.document import Alert, Block, BulletList, Heading, Image, Inline, Paragraph, Span, Table
+from pipeline.reporting.document import (
+    Alert,
+    Block,
+    BulletList,
+    Details,
+    Gallery,
+    Heading,
+    Image,
+    Inline,
+    Paragraph,
+    Span,
+    Table,
+)  # fmt: skip
 from pipeline.reporting.formatting import DASH, feature_space, fmt, fmt_seconds, fmt_stat, percent
 from pipeline.reporting.stats import INTERVAL_METHODS, SMALL_N, finite
 from pipeline.reporting.summary import display_order, not_applicable_reasons
@@ -108,15 +120,37 @@ def _ndb(entry: Mapping[str, Any]) -> str:
     return fmt_stat(entry["ndb"], 1) + (f" / {bins}" if bins else "") if finite(entry["ndb"]["mean"]) is not None else DASH
 
 
-def _results_tables(summary: Mapping[str, Any]) -> list[Block]:
-    """Quality per variant (best first), then its cost."""
+def _covered(entry: Mapping[str, Any]) -> str:
+    if "classes_covered" in entry["not_applicable"]:
+        return NA
+    return _coverage(entry["classes_covered"]["mean"], entry["num_classes"])
+
+
+def _ranking(summary: Mapping[str, Any]) -> list[Block]:
+    """The compact table at the top: rank, FID with its interval, precision, recall, class coverage and cost."""
+    variants, ranking = summary["variants"], summary["ranking"]
+    space = feature_space(summary["feature_extractor"])
+    rows = [
+        [str(rank) if name in ranking else DASH, name, fmt_stat(variants[name]["fid"]),
+         fmt(variants[name]["precision"]["mean"], 3), fmt(variants[name]["recall"]["mean"], 3),
+         _covered(variants[name]), fmt_seconds(variants[name]["train_seconds"]["mean"])]
+        for rank, name in enumerate(display_order(summary), start=1)
+    ]  # fmt: skip
+    header = ["Rank", "Variant", f"FID ({space}), mean [{percent(summary['confidence'])} CI]",
+              f"Precision ({space})", f"Recall ({space})", "Classes covered", "Train time / cell"]  # fmt: skip
+    reasons = not_applicable_reasons(summary)
+    footnote = [Paragraph(f"¹ Not applicable: {'; '.join(sorted(set(reasons.values())))}.")] if reasons else []
+    return [Table(header, rows, align="rlrrrrr", id="ranking"), *footnote]
+
+
+def _full_results(summary: Mapping[str, Any]) -> Details:
+    """Every quality metric per variant with its interval (best first), then the cost, in a collapsed section."""
     variants, ranking = summary["variants"], summary["ranking"]
     conf = percent(summary["confidence"])
     space = feature_space(summary["feature_extractor"])
     best_mean = variants[ranking[0]]["fid"]["mean"] if ranking else None
-    names = display_order(summary)
     rows, cost = [], []
-    for rank, name in enumerate(names, start=1):
+    for rank, name in enumerate(display_order(summary), start=1):
         entry = variants[name]
         ranked = name in ranking
         cells = entry["cells"]
@@ -124,10 +158,8 @@ def _results_tables(summary: Mapping[str, Any]) -> list[Block]:
         rows.append([
             str(rank) if ranked else DASH, name, fmt_stat(entry["fid"]), DASH if delta is None else f"{delta:+,.2f}",
             _stat_or_na(entry, "isc_mean"), fmt_stat(entry["kid_mean"], 4), fmt_stat(entry["precision"], 3),
-            fmt_stat(entry["recall"], 3),
-            NA if "classes_covered" in entry["not_applicable"] else _coverage(entry["classes_covered"]["mean"],
-                                                                               entry["num_classes"]),
-            _stat_or_na(entry, "class_kl", 3), _ndb(entry), f"{cells['ok']}/{sum(cells.values())}",
+            fmt_stat(entry["recall"], 3), _covered(entry), _stat_or_na(entry, "class_kl", 3), _ndb(entry),
+            f"{cells['ok']}/{sum(cells.values())}",
         ])  # fmt: skip
         cost.append([name, fmt_seconds(entry["train_seconds"]["mean"]), fmt(entry["images_per_second"]["mean"], 0)])
     header = [
@@ -135,18 +167,14 @@ def _results_tables(summary: Mapping[str, Any]) -> list[Block]:
         f"Precision ({space})", f"Recall ({space})", "Classes covered", "Class KL (nats)", "NDB (bins differing)",
         "Cells ok",
     ]  # fmt: skip
-    reasons = not_applicable_reasons(summary)
-    footnote = [Paragraph(f"¹ Not applicable: {'; '.join(sorted(set(reasons.values())))}.")] if reasons else []
-    return [
-        Heading("Results"),
+    return Details("Every metric per variant with its interval, and the cost", [
         Paragraph(f"Every quality column is the mean [{conf} CI] over the ok seeds. Classes covered is the mean "
                   "number of classes the generated samples cover out of all; class KL and NDB are defined under Mode "
                   "coverage."),
         Table(header, rows, align="rlrrrrrrrrrr"),
-        *footnote,
         Heading("Cost", 3),
         Table(["Variant", "Train time / cell", "Images/s"], cost, align="lrr"),
-    ]  # fmt: skip
+    ], id="all-metrics")  # fmt: skip
 
 
 def _draws_ci(cell: Mapping[str, Any]) -> str:
@@ -183,14 +211,16 @@ def _per_cell(summary: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) ->
          fmt(c.get("steps"), 0), fmt(c.get("num_parameters"), 0), str(c.get("mlflow_run_id") or DASH)]
         for c in cells
     ]  # fmt: skip
-    blocks: list[Block] = [Heading("Per-cell results"), Table(header, quality, align="llrlrrrrrrrrr")]
+    blocks: list[Block] = [Table(header, quality, align="llrlrrrrrrrrr")]
     if methods:
         blocks.append(Paragraph(f"FID and its CI: {'; '.join(methods)}. The CI shows the sampling noise of one "
                                 "cell's generated set, not the spread across seeds. FID∞: each draw's FID "
                                 "extrapolated to infinitely many samples (Chong & Forsyth, 2020), as FID is biased "
                                 "upwards in the sample count."))  # fmt: skip
     cost_header = ["Cell", "Train time", "Images/s", "Steps", "Parameters", "MLflow run"]
-    return [*blocks, Heading("Per-cell cost", 3), Table(cost_header, cost, align="lrrrrl")]
+    blocks += [Heading("Per-cell cost", 3), Table(cost_header, cost, align="lrrrrl")]
+    summary_line = f"Every cell's quality, FID interval over noise draws, cost and MLflow run ({len(cells)} cells)"
+    return [Heading("Per-cell results"), Details(summary_line, blocks, id="per-cell")]
 
 
 EVALUATOR_NAMES = {"classifier": "a domain classifier", "contrastive": "a contrastive (SimCLR) encoder"}
@@ -222,12 +252,10 @@ def _evaluator_blocks(evaluator: Mapping[str, Any] | None) -> list[Block]:
 
 
 def _sample_blocks(variants: Sequence[str], sample_grids: Mapping[str, tuple[str, int]]) -> list[Block]:
-    """Each variant's sample grid (path relative to the report, the seed it shows) and which have none."""
-    blocks: list[Block] = []
-    for variant in variants:
-        if variant in sample_grids:
-            path, seed = sample_grids[variant]
-            blocks.append(Image(path, f"Samples of {variant}", f"{variant}: final samples of seed {seed}."))
+    """Every variant's sample grid side by side (path relative to the report, seed it shows), and which have none."""
+    images = [Image(sample_grids[v][0], f"Samples of {v}", f"{v}: final samples of seed {sample_grids[v][1]}.")
+              for v in variants if v in sample_grids]  # fmt: skip
+    blocks: list[Block] = [Heading("Samples"), *([Gallery(images)] if images else [])]
     missing = [v for v in variants if v not in sample_grids]
     if missing:
         blocks.append(Paragraph(f"No sample grid for: {', '.join(missing)} (no ok cell with a final.png)."))
@@ -244,6 +272,29 @@ def _excluded_blocks(summary: Mapping[str, Any]) -> list[Block]:
     return [*blocks, Paragraph("These cells are excluded from the means and intervals above:"), BulletList(items)]
 
 
+def _grid_note(summary: Mapping[str, Any]) -> Paragraph:
+    grid = summary["grid"]
+    return Paragraph(
+        f"Grid: {len(grid['variants'])} variants × {len(grid['seeds'])} seeds ({', '.join(map(str, grid['seeds']))}). "
+        f"Means and {percent(summary['confidence'])} confidence intervals [low, high] are over the seeds whose cell "
+        f"finished with status ok: {_interval_note(summary)} Lower FID, KID, class KL and NDB are better, higher IS, "
+        "precision, recall and class coverage are."
+    )
+
+
+def _top(summary: Mapping[str, Any], sample_grids: Mapping[str, tuple[str, int]]) -> list[Block]:
+    """What a reader looks at first: the headline, the FID chart, every variant's samples and the compact ranking."""
+    space = feature_space(summary["feature_extractor"])
+    blocks: list[Block] = [Heading(TITLE, 1), Paragraph(headline(summary), id="headline")]
+    if summary["feature_extractor"] == "mixed":
+        blocks.append(Alert(f"Cells used different feature spaces ({', '.join(summary['feature_extractors'])}): "
+                            "their FIDs are not comparable."))  # fmt: skip
+    blocks.append(Image("figures/fid.png", f"Mean FID ({space}) per variant",
+                        "Mean FID per variant with confidence intervals (dots: seeds)."))
+    blocks += _sample_blocks(summary["grid"]["variants"], sample_grids)
+    return [*blocks, Heading("Results"), *_ranking(summary), _grid_note(summary), _full_results(summary)]
+
+
 def build_document(
     summary: Mapping[str, Any],
     cells: Sequence[Mapping[str, Any]],
@@ -255,30 +306,18 @@ def build_document(
     notes: Sequence[str] = (),
     extra: Sequence[Block] = (),
 ) -> list[Block]:
-    """The whole report: headline, results, significance, noise floor, other feature spaces, evaluator check, mode
-    coverage, FID over training, figures, samples, excluded cells, per-cell tables and notes.
+    """The whole report, what a reader looks at first on top: the headline, the FID chart, the samples of every
+    variant side by side and the compact ranking (every metric in a collapsed section below it); then the excluded
+    cells, significance (every pair collapsed), noise floor, other feature spaces, evaluator check, mode coverage,
+    FID over training, training losses, the per-cell tables (collapsed) and notes.
 
     ``sample_grids`` maps a variant to its sample grid's path (relative to the report) and the seed it shows;
     ``noise_floor`` is the noise-floor file as :func:`~pipeline.reporting.inputs.read_noise_floor` returns it,
     ``feature_check`` the feature-space check file, ``evaluator`` what models/evaluator.json says;
     ``extra`` (e.g. the pruning study) follows the FID-over-training section.
     """
-    space = feature_space(summary["feature_extractor"])
-    grid = summary["grid"]
-    blocks: list[Block] = [
-        Heading(TITLE, 1),
-        Paragraph(headline(summary)),
-        Paragraph(
-            f"Grid: {len(grid['variants'])} variants × {len(grid['seeds'])} seeds "
-            f"({', '.join(map(str, grid['seeds']))}). Means and {percent(summary['confidence'])} confidence intervals "
-            f"[low, high] are over the seeds whose cell finished with status ok: {_interval_note(summary)} "
-            "Lower FID, KID, class KL and NDB are better, higher IS, precision, recall and class coverage are."
-        ),
-    ]
-    if summary["feature_extractor"] == "mixed":
-        blocks.append(Alert(f"Cells used different feature spaces ({', '.join(summary['feature_extractors'])}): "
-                            "their FIDs are not comparable."))  # fmt: skip
-    blocks += _results_tables(summary)
+    blocks = _top(summary, sample_grids)
+    blocks += _excluded_blocks(summary)
     blocks += sections.significance(summary)
     blocks += sections.noise_floor(summary, cells, noise_floor)
     blocks += sections.other_spaces(summary)
@@ -289,16 +328,8 @@ def build_document(
     blocks += sections.fid_over_training(summary, cells)
     blocks += sections.equal_compute(summary)
     blocks += list(extra)
-    blocks += [
-        Heading("Figures"),
-        Image("figures/fid.png", f"Mean FID ({space}) per variant", "Mean FID per variant with confidence intervals."),
-        Image("figures/losses.png", "Training losses", "Training losses, smoothed by a moving average."),
-        Heading("Samples"),
-    ]
-    blocks += _sample_blocks(grid["variants"], sample_grids)
-    blocks += _excluded_blocks(summary)
+    blocks += [Heading("Training losses"),
+               Image("figures/losses.png", "Training losses", "Training losses, smoothed by a moving average.")]
     blocks += _per_cell(summary, cells)
     all_notes: list[Inline] = [*notes, *sections.missing_notes(cells)]
-    if all_notes:
-        blocks += [Heading("Notes"), BulletList(all_notes)]
-    return [*blocks, *sections.pairwise_appendix(summary)]
+    return [*blocks, *([Heading("Notes"), BulletList(all_notes)] if all_notes else [])]

@@ -1,5 +1,5 @@
-"""Reading what the other stages wrote: per-cell metrics (required); loss logs, sample grids, FID curves and the
-real-vs-real noise floor (optional)."""
+"""Reading what the other stages wrote: per-cell metrics (required, typed records); loss logs, sample grids, FID
+curves and the real-vs-real noise floor (optional)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.layout import Cell
 from pipeline.config import Params
 from pipeline.errors import InputError
-from pipeline.io import read_json
-from pipeline.reporting.stats import STATUSES, finite
+from pipeline.layout import Cell
+from pipeline.records import CellMetrics, NoiseFloor, read_record
+from pipeline.reporting.stats import finite
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -45,21 +45,18 @@ class FidCurve:
 
 
 def read_cell(path: Path, variant: str, seed: int) -> dict[str, Any]:
-    """One cell's metrics; raises InputError when the file is missing, unreadable or inconsistent with the grid."""
+    """One cell's metrics as a dict of every :class:`CellMetrics` field; InputError when the file is missing,
+    unreadable, of another format or inconsistent with the grid."""
     hint = f"run `python -m stages evaluate --variant {variant} --seed {seed}` (or `dvc repro`) to create it"
-    cell = read_json(path, what=f"metrics file of grid cell {variant}-{seed}", hint=hint)
-    if not isinstance(cell, dict):
-        raise InputError(f"{path}: expected a JSON object, got {type(cell).__name__}; {hint}")
+    record = read_record(path, CellMetrics, hint=hint)
     problems = []
-    if cell.get("variant") != variant or cell.get("seed") != seed:
-        problems.append(f"it describes variant {cell.get('variant')!r} seed {cell.get('seed')!r}")
-    if cell.get("status") not in STATUSES:
-        problems.append(f"status must be one of {', '.join(STATUSES)}, got {cell.get('status')!r}")
-    elif cell["status"] == "ok" and finite(cell.get("fid")) is None:
-        problems.append(f"an ok cell needs a finite number for 'fid', got {cell.get('fid')!r}")
+    if (record.variant, record.seed) != (variant, seed):
+        problems.append(f"it describes variant {record.variant!r} seed {record.seed!r}")
+    if record.status == "ok" and finite(record.fid) is None:
+        problems.append(f"an ok cell needs a finite number for 'fid', got {record.fid!r}")
     if problems:
         raise InputError(f"{path}: " + "; ".join(problems) + f"; {hint}")
-    return cell
+    return record.model_dump()
 
 
 def read_cells(params: Params, *, root: Path) -> list[dict[str, Any]]:
@@ -141,32 +138,16 @@ def fid_curve(cell: Mapping[str, Any]) -> FidCurve | None:
     return FidCurve(steps=table[:, 0], seconds=table[:, 1], fid=table[:, 2])
 
 
-def _noise_space(entry: Any) -> dict[str, Any] | None:
-    if not isinstance(entry, dict) or finite(entry.get("fid_mean")) is None:
-        return None
-    values = entry.get("fid_values")
-    return {
-        "fid_mean": finite(entry["fid_mean"]),
-        "fid_std": finite(entry.get("fid_std")),
-        "fid_values": [v for x in values if (v := finite(x)) is not None] if isinstance(values, list) else [],
-    }
-
-
 def read_noise_floor(path: Path) -> dict[str, Any] | None:
-    """The real-vs-real FID file, keeping the feature spaces with a finite ``fid_mean``; None when missing,
-    unreadable or without any such space."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    """The real-vs-real FID file as a dict, keeping the feature spaces with a finite ``fid_mean``; None when it is
+    missing or has no such space (the report notes it); InputError when it is not a noise-floor file."""
+    if not path.exists():
         return None
-    spaces = data.get("feature_spaces") if isinstance(data, dict) else None
-    if not isinstance(spaces, dict):
-        return None
-    kept = {str(name): clean for name, entry in spaces.items() if (clean := _noise_space(entry)) is not None}
-    if not kept:
-        return None
-    meta = {key: data.get(key) for key in ("reference", "subset_split", "num_samples", "repeats")}
-    return {**meta, "feature_spaces": kept}
+    record = read_record(path, NoiseFloor, hint="re-run `python -m stages noise-floor` (or `dvc repro`)")
+    floor = record.model_dump()
+    floor["feature_spaces"] = {name: entry for name, entry in floor["feature_spaces"].items()
+                               if finite(entry["fid_mean"]) is not None}
+    return floor if floor["feature_spaces"] else None
 
 
 def read_feature_check(path: Path) -> dict[str, Any] | None:

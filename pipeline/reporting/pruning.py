@@ -10,10 +10,9 @@ from typing import Any
 from matplotlib import ticker
 from matplotlib.figure import Figure
 
-from pipeline.layout import Cell
 from pipeline.config import Params
-from pipeline.errors import InputError
-from pipeline.io import read_json
+from pipeline.layout import Cell
+from pipeline.records import PruneResult, read_record
 from pipeline.reporting.document import Block, Heading, Image, Paragraph, Table
 from pipeline.reporting.figures import LINESTYLES, placeholder_png, to_png
 from pipeline.reporting.formatting import fmt
@@ -28,10 +27,8 @@ def read_prune_results(params: Params, *, root: Path) -> list[dict[str, Any]]:
         for seed in params.prune.seeds:
             path = root / Cell(variant, seed).prune_metrics
             if path.exists():
-                result = read_json(path, what="pruning study", hint="re-run `python -m stages prune`")
-                if not isinstance(result.get("rows"), list):
-                    raise InputError(f"{path}: no 'rows' list; re-run `python -m stages prune`")
-                results.append(result)
+                hint = f"re-run `python -m stages prune --variant {variant} --seed {seed}` (or `dvc repro`)"
+                results.append(read_record(path, PruneResult, hint=hint).model_dump())
     return results
 
 

@@ -1,12 +1,12 @@
 """The report's analysis sections: pairwise significance, noise floor, other feature spaces, mode coverage and FID
-over training, plus the notes on what older metrics files lack. Each returns document blocks."""
+over training, plus the notes on what some cells' metrics lack. Each returns document blocks."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pipeline.reporting.document import Alert, Block, Heading, Image, Paragraph, Span, Table
+from pipeline.reporting.document import Alert, Block, Details, Heading, Image, Paragraph, Span, Table
 from pipeline.reporting.formatting import (
     DASH,
     feature_space,
@@ -42,7 +42,8 @@ def _yes_no(entry: Mapping[str, Any]) -> str:
 
 
 def significance(summary: Mapping[str, Any]) -> list[Block]:
-    """How many pairs differ, the matrix figure of the probability of improvement, and the significant pairs."""
+    """How many pairs differ, the matrix figure of the probability of improvement, the significant pairs and (collapsed)
+    every pair."""
     blocks: list[Block] = [Heading("Is the difference real?")]
     pairs = summary["pairwise"]
     if not pairs:
@@ -57,7 +58,7 @@ def significance(summary: Mapping[str, Any]) -> list[Block]:
         f"a difference is significant when the adjusted p < α = {alpha:g} (1 − report.confidence). "
         f"{len(significant)} of {len(pairs)} pairs differ significantly. The figure shows, for each pair, the "
         "probability that a seed of the row variant scores a lower FID than a seed of the column variant (P of "
-        "improvement; * marks a significant pair); every pair's numbers are in the appendix and in "
+        "improvement; * marks a significant pair); every pair's numbers are in the collapsed table below and in "
         "reports/metrics.json (pairwise)."
     ))  # fmt: skip
     blocks.append(Image(PAIRWISE_FIGURE, "Probability of improvement between every pair of variants",
@@ -66,8 +67,9 @@ def significance(summary: Mapping[str, Any]) -> list[Block]:
         rows = [[f"{p['a']} < {p['b']}", f"{p['mean_difference']:+,.2f}", _poi(p), fmt(p["hedges_g"]),
                  fmt_p(p["p_adjusted"])] for p in significant]
         header = ["Significant pair (better < worse)", "Δ FID", "P of improvement [CI]", "Hedges' g", "p (Holm)"]
-        blocks.append(Table(header, rows, align="lrrrr"))
-    return blocks
+        what = f"The {len(significant)} significant pair{'s' * (len(significant) != 1)}"
+        blocks.append(Details(what, [Table(header, rows, align="lrrrr")], id="significant-pairs"))
+    return [*blocks, _every_pair(pairs)]
 
 
 def _poi(entry: Mapping[str, Any]) -> str:
@@ -76,11 +78,8 @@ def _poi(entry: Mapping[str, Any]) -> str:
     return f"{fmt(entry['prob_improvement'])}{interval}"
 
 
-def pairwise_appendix(summary: Mapping[str, Any]) -> list[Block]:
-    """The table of every pair: difference, seeds, P of improvement, Hedges' g, Welch's and Holm's p."""
-    pairs = summary["pairwise"]
-    if not pairs:
-        return []
+def _every_pair(pairs: Sequence[Mapping[str, Any]]) -> Details:
+    """The table of every pair, collapsed: difference, seeds, P of improvement, Hedges' g, Welch's and Holm's p."""
     rows = [
         [f"{p['a']} vs {p['b']}", f"{p['mean_difference']:+,.2f}", f"{p['n_a']} / {p['n_b']}", _poi(p),
          fmt(p["hedges_g"]), fmt_p(p["p_value"]), fmt_p(p["p_adjusted"]), _yes_no(p)]
@@ -88,7 +87,8 @@ def pairwise_appendix(summary: Mapping[str, Any]) -> list[Block]:
     ]  # fmt: skip
     header = ["Pair (a vs b)", "Δ FID (b − a)", "Seeds (a / b)", "P(FID a < FID b) [CI]", "Hedges' g", "p (Welch)",
               "p (Holm-adjusted)", "Significant"]
-    return [Heading("Appendix: every pair of variants"), Table(header, rows, align="lrrrrrrl")]
+    table = Table(header, rows, align="lrrrrrrl")
+    return Details(f"Every pair of variants ({len(pairs)} pair{'s' * (len(pairs) != 1)})", [table], id="pairwise")
 
 
 def space_fid(summary: Mapping[str, Any], variant: str, extractor: str) -> Mapping[str, Any] | None:
@@ -295,7 +295,8 @@ def fid_over_training(summary: Mapping[str, Any], cells: Sequence[Mapping[str, A
 
 
 def missing_notes(cells: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Which optional results some ok cells lack (metrics from an older evaluate stage), one note per set of cells."""
+    """Which optional results some ok cells lack (not computed with their settings: one noise draw has no interval,
+    an evaluator without classes no coverage), one note per set of cells."""
     lacking: dict[tuple[str, ...], list[str]] = {}  # cells -> what they lack
     for what, keys in OPTIONAL_KEYS.items():
         names = tuple(f"{c['variant']}-{c['seed']}" for c in cells
@@ -303,8 +304,8 @@ def missing_notes(cells: Sequence[Mapping[str, Any]]) -> list[str]:
         if names:
             lacking.setdefault(names, []).append(what)
     return [
-        f"No {_or(whats)} in the metrics of {', '.join(names)} (written by an older evaluate stage, or not "
-        f"computable): shown as {DASH}."
+        f"No {_or(whats)} in the metrics of {', '.join(names)} (not computed with their settings): shown as "
+        f"{DASH}."
         for names, whats in lacking.items()
     ]
 

@@ -1,8 +1,8 @@
 """``summarize``: the grid's cells aggregated per variant, ranked and compared — the content of reports/metrics.json.
 
 Only cells with status ``ok`` enter the statistics; diverged and failed cells are counted and listed with their
-reasons. Every metric is optional per cell (files from an older evaluate stage lack the newer ones): a metric a cell
-does not have simply does not enter its variant's statistics, whose ``n`` says how many seeds did.
+reasons. A metric may be null in a cell (not applicable, or not computed with its settings): it then does not enter
+its variant's statistics, whose ``n`` says how many seeds did.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def ok_values(cells: Sequence[Mapping[str, Any]], metric: str) -> list[float]:
 
 
 def spaces_of(cell: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    """The cell's ``feature_spaces`` entries that are objects (empty for older files)."""
+    """The cell's ``feature_spaces`` entries that are objects (empty when it has none, as a diverged cell)."""
     spaces = cell.get("feature_spaces")
     return {str(k): v for k, v in spaces.items() if isinstance(v, Mapping)} if isinstance(spaces, Mapping) else {}
 

@@ -2,8 +2,10 @@
 
 Outputs (relative to ``root``)::
 
-    reports/metrics.json              summary (DVC metrics)
-    reports/report.md, report.html    the comparison report
+    reports/metrics.json              the full summary (the retrain gate compares it with the committed one)
+    reports/headline.json             per-variant mean FID with interval and n, the best variant, significance: the
+                                      grid's DVC metric (``dvc exp show``)
+    reports/report.md, report.html    the comparison report (report.html embeds every figure: one file)
     reports/figures/fid.png           mean FID per variant with CI error bars
     reports/figures/losses.png        training-loss curves, one subplot per variant
     reports/figures/class-coverage.png  generated vs real class shares per variant (mode coverage)
@@ -16,6 +18,9 @@ Outputs (relative to ``root``)::
     reports/plots/fid.csv             DVC bar plot data: variant,fid_mean,ci_low,ci_high,n
     reports/plots/losses/<cell>.csv   DVC line plot data per cell: step,<loss>,...
     reports/plots/fid_curve/<cell>.csv  DVC line plot data per cell: step,train_seconds,fid
+
+report.html is self-contained: every figure and sample grid is embedded as a ``data:`` URI, so the one file can be
+mailed or copied anywhere. report.md links ``figures/`` by relative path: copy ``reports/`` as a unit to keep it.
 
 Everything is rendered in memory, then each file is written atomically (temp file + rename). Folders are never
 replaced whole, so the ``.gitignore`` files DVC keeps beside its outputs survive; files of cells or variants no
@@ -35,8 +40,9 @@ from pipeline.io import atomic_write_bytes, atomic_write_json
 from pipeline.reporting import figures
 from pipeline.reporting.compute import equal_compute
 from pipeline.reporting.content import TITLE, build_document
-from pipeline.reporting.document import render_html, render_markdown
+from pipeline.reporting.document import Block, render_html, render_markdown
 from pipeline.reporting.formatting import feature_space
+from pipeline.reporting.headline import headline_metrics
 from pipeline.reporting.inputs import (
     FidCurve,
     LossLog,
@@ -65,6 +71,7 @@ from pipeline.reporting.sections import (
 )
 from pipeline.reporting.summary import class_shares, display_order, ok_values, summarize
 
+HEADLINE = "headline.json"
 FIGURES = "figures"
 PLOTS = "plots"
 LOSS_PLOTS = "plots/losses"
@@ -129,6 +136,13 @@ def _fid_curves(cells: list[dict[str, Any]], files: dict[Path, bytes]) -> dict[s
     return curves
 
 
+def _render(blocks: list[Block], files: dict[Path, bytes]) -> None:
+    """Add report.md, linking the figures, and report.html, one file with every PNG among ``files`` embedded."""
+    embedded = {path.as_posix(): content for path, content in files.items() if path.suffix == ".png"}
+    files[Path("report.html")] = render_html(blocks, title=TITLE, images=embedded).encode()
+    files[Path("report.md")] = render_markdown(blocks).encode()
+
+
 def write_report(params: Params, *, root: Path = Path(".")) -> dict[str, Any]:
     """Build the comparison report of the params' grid under ``root / reports``; returns the summary.
 
@@ -180,12 +194,12 @@ def write_report(params: Params, *, root: Path = Path(".")) -> dict[str, Any]:
         notes=notes,
         extra=pruning_section(summary.get("pruning", {}), pruned),
     )
-    files[Path("report.md")] = render_markdown(blocks).encode()
-    files[Path("report.html")] = render_html(blocks, title=TITLE).encode()
+    _render(blocks, files)
 
     for path, content in files.items():
         atomic_write_bytes(out / path, content)
     for folder, pattern in ((LOSS_PLOTS, "*.csv"), (CURVE_PLOTS, "*.csv"), (FIGURES, "samples-*.png")):
         _remove_stale(out / folder, pattern, [path for path in files if path.parent == Path(folder)])
     atomic_write_json(out / "metrics.json", summary)
+    atomic_write_json(out / HEADLINE, headline_metrics(summary))
     return summary

@@ -16,7 +16,7 @@ from pipeline.tracking.models import log_generator, promote_champion
 from pipeline.tracking.outbox import STATE, Outbox
 from pipeline.tracking.runs import MAX_BATCH
 from pipeline.tracking.sender import fail_fast_http
-from pipeline.tracking.store import open_client
+from pipeline.tracking.store import NOTE_TAG, open_client
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -34,6 +34,20 @@ def with_delivered_ids(cell: Mapping[str, Any]) -> dict[str, Any]:
         cell["mlflow_run_id"] = cell.get("mlflow_run_id") or state.get("run_id")
         cell["mlflow_model_uri"] = cell.get("mlflow_model_uri") or state.get("model_uri")
     return cell
+
+
+def describe_grid(summary: Mapping[str, Any]) -> str:
+    """The experiment's description: what its latest grid compares and how it came out."""
+    grid, best = summary["grid"], summary["best_variant"]
+    seeds = grid["seeds"]
+    seeds_text = f"seeds {seeds[0]}–{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 1 \
+        else f"seeds {', '.join(map(str, seeds))}"
+    outcome = "no variant has an ok cell" if best is None else (
+        f"best {best} ({'significant' if (summary.get('comparison') or {}).get('significant') else 'not significant'}"
+        f" against the runner-up)")
+    return (f"genbench grid: {', '.join(grid['variants'])} × {seeds_text}, ranked by mean FID in the "
+            f"{summary['feature_extractor']} feature space. Latest report: {outcome}. One child run per cell "
+            "(<variant>-<seed>) under one parent run per grid.")
 
 
 def champion_cell(summary: Mapping[str, Any], cells: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
@@ -74,6 +88,7 @@ def publish_grid(
     if not runs:
         return {"parent_run_id": None, "champion": None}
     experiment = client.get_run(runs[0]).info.experiment_id
+    client.set_experiment_tag(experiment, NOTE_TAG, describe_grid(summary))
     parent = grid_run_id(client, experiment, key, tags={})
     metrics = {
         f"{variant}/{metric}_{stat}": float(entry[metric][stat])

@@ -158,6 +158,13 @@ class CellRun:
         self.outbox.append({"op": "model", "file": self.outbox.add_file(generator_file)})
         self.sender.wake()
 
+    def log_dataset(self, *, name: str, digest: str, source: str, profile: Mapping[str, Any],
+                    context: str = "training") -> None:
+        """Record the data the run used as an MLflow dataset input (the UI's Dataset column): ``digest`` identifies
+        its content, ``profile`` (counts, shape) is shown beside it."""
+        self.outbox.append({"op": "input", "name": name, "digest": digest, "source": source, "profile": dict(profile),
+                            "context": context})
+
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Set tags on the run."""
         self.outbox.append({"op": "batch", "tags": dict(tags)})
@@ -187,6 +194,8 @@ class NullRun:
     def flush(self) -> None: ...
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
     def log_model(self, generator_file: str | Path) -> None: ...
+    def log_dataset(self, *, name: str, digest: str, source: str, profile: Mapping[str, Any],
+                    context: str = "training") -> None: ...
     def set_tags(self, tags: Mapping[str, str]) -> None: ...
 
     def finish(self, status: str = "FINISHED", *, wait: float = 60.0) -> int:

@@ -10,6 +10,7 @@ reason, so one bad value cannot hold back the rest. Only one sender per outbox r
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sys
 import threading
@@ -115,6 +116,17 @@ def _model(client: MlflowClient, outbox: Outbox, op: dict[str, Any]) -> dict[str
     return {"model_uri": log_generator(outbox.run_id, generator, tracking_uri=client.tracking_uri)}
 
 
+def _input(client: MlflowClient, outbox: Outbox, op: dict[str, Any]) -> dict[str, Any]:
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    dataset = Dataset(name=op["name"], digest=op["digest"], source_type="local",
+                      source=json.dumps({"uri": op["source"]}), profile=json.dumps(op["profile"]))
+    client.log_inputs(outbox.run_id, datasets=[DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT,
+                                                                                     op["context"])])])
+    return {}
+
+
 def _status(client: MlflowClient, outbox: Outbox, op: dict[str, Any]) -> dict[str, Any]:
     from mlflow.entities import RunStatus
 
@@ -126,7 +138,7 @@ def _status(client: MlflowClient, outbox: Outbox, op: dict[str, Any]) -> dict[st
 
 
 HANDLERS: dict[str, Handler] = {"create": _create, "batch": _batch, "artifact": _artifact, "model": _model,
-                                "status": _status}
+                                "input": _input, "status": _status}
 
 
 def coalesce(pending: list[tuple[int, dict[str, Any]]]) -> list[tuple[int, dict[str, Any], list]]:

@@ -52,3 +52,13 @@ def open_client(uri: str | None = None) -> MlflowClient:
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return client
+
+
+NOTE_TAG = "mlflow.note.content"  # what the MLflow UI shows as an experiment's description
+
+
+def experiment_views(client: MlflowClient, prefix: str, base_url: str) -> list[tuple[str, str, str]]:
+    """(name, runs-table URL under ``base_url``, description) of every experiment named ``<prefix>-...``."""
+    found = client.search_experiments(filter_string=f"name LIKE '{prefix}-%'")
+    return [(e.name, f"{base_url.rstrip('/')}/#/experiments/{e.experiment_id}/runs", e.tags.get(NOTE_TAG, ""))
+            for e in sorted(found, key=lambda e: e.name)]

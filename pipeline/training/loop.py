@@ -27,7 +27,7 @@ from pipeline.data import load_meta, load_prepared
 from pipeline.errors import InputError
 from pipeline.generators import discard_snapshots_after, export_generator
 from pipeline.images import save_grid
-from pipeline.layout import Cell, list_steps, step_file
+from pipeline.layout import PREPARED_DIR, Cell, list_steps, step_file
 from pipeline.models import ImageGenerator, build_model, to_uint8
 from pipeline.records import TrainSummary, write_record
 from pipeline.seeding import seed_everything
@@ -44,6 +44,7 @@ from pipeline.training.signals import Interrupted, deferred_signals
 from pipeline.training.vae import VaeTrainer
 
 SAMPLE_GRID_SIZE = 64
+DATASET_DIGEST = 16  # hex digits of the data fingerprint MLflow shows (its stores keep at most 36)
 
 
 class Trainer(Protocol):
@@ -259,10 +260,11 @@ def _resume(training: CellTraining, *, restart: bool, on_config_change: str) -> 
 
 
 def _start_run(training: CellTraining, state: LoopState, grid_key: str | None) -> CellRun:
-    """The cell's MLflow run (resumed from the checkpoint's outbox), a child of the grid's parent run."""
+    """The cell's MLflow run (resumed from the checkpoint's outbox), a child of the grid's parent run; a new run
+    records the prepared training split as its dataset input."""
     cell, meta, tracking = training.cell, training.meta, training.params.tracking
     runtime = training.runtime
-    return CellRun.start(
+    run = CellRun.start(
         cell.outbox,
         experiment=experiment_name(tracking.experiment_prefix, meta["dataset"]),
         run_name=cell.name,
@@ -274,6 +276,13 @@ def _start_run(training: CellTraining, state: LoopState, grid_key: str | None) -
         parent_key=grid_key,
         system_metrics_interval=tracking.system_metrics_interval,
     )
+    if state.outbox is None:
+        run.log_dataset(name=f"{meta['dataset']}-train", digest=meta["fingerprint"][:DATASET_DIGEST],
+                        source=str(PREPARED_DIR.resolve()),
+                        profile={"images": meta["counts"]["train"], "test_images": meta["counts"]["test"],
+                                 "shape": meta["shape"], "num_classes": meta["num_classes"],
+                                 "fingerprint": meta["fingerprint"]})
+    return run
 
 
 def _progress_bar(training: CellTraining, *, enabled: bool) -> Progress:

@@ -38,7 +38,7 @@ def trained(workdir: Path):
 
 def test_metrics_file_and_mlflow(trained) -> None:
     params, summary = trained
-    result = evaluate_cell(params, "gan", 0)
+    result = evaluate_cell(params, "gan", 0).model_dump()
     written = json.loads(Cell("gan", 0).metrics.read_text())
     assert written == result and CONTRACT_KEYS <= set(written)
     assert written["status"] == "ok" and written["num_samples"] == 64
@@ -51,7 +51,7 @@ def test_metrics_file_and_mlflow(trained) -> None:
 
 def test_evaluation_is_reproducible(trained) -> None:
     params, _ = trained
-    assert evaluate_cell(params, "gan", 0)["fid"] == evaluate_cell(params, "gan", 0)["fid"]
+    assert evaluate_cell(params, "gan", 0).fid == evaluate_cell(params, "gan", 0).fid
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
@@ -69,14 +69,14 @@ def test_diverged_cell_gets_null_metrics(trained) -> None:
     params, summary = trained
     write_record(Cell("gan", 0).train_summary,
                  summary.model_copy(update={"status": "diverged", "reason": "non-finite loss_d at step 4"}))
-    result = evaluate_cell(params, "gan", 0)
+    result = evaluate_cell(params, "gan", 0).model_dump()
     assert result["status"] == "diverged" and result["reason"] == "non-finite loss_d at step 4"
     assert result["fid"] is None and result["isc_mean"] is None and result["kid_mean"] is None
 
 
 def test_metrics_file_has_every_evaluation_section(trained) -> None:
     params, _ = trained
-    result = evaluate_cell(params, "gan", 0)
+    result = evaluate_cell(params, "gan", 0).model_dump()
     draws = result["fid_draws"]  # tiny params: 3 independent draws of 64 samples
     assert len(draws) == 3 and len(set(draws)) == 3 and result["fid"] == pytest.approx(sum(draws) / 3)
     assert result["fid_ci_low"] < result["fid"] < result["fid_ci_high"] and result["fid_draws_std"] > 0
@@ -114,7 +114,7 @@ def test_collapsed_generator_covers_one_class(workdir: Path) -> None:
     state["state_dict"][last.replace("weight", "bias")].fill_(math.atanh(grey / 127.5 - 1))
     torch.save(state, path)
 
-    result = evaluate_cell(params, "gan", 0)
+    result = evaluate_cell(params, "gan", 0).model_dump()
     p_real = result["real_class_share"][2]
     assert result["classes_covered"] == 1 and result["class_histogram"] == [0, 0, 64, 0]
     assert result["class_kl"] == pytest.approx(math.log(1 / p_real)) and result["class_kl"] > 1.0

@@ -1,8 +1,10 @@
 """The newer per-cell metrics in the report: precision/recall, feature spaces, class coverage, FID curves and the
-noise floor — with them, without them (older metrics files) and when the noise-floor file is missing."""
+noise floor — with them, without them (not computable), from an older metrics format (rejected) and when the
+noise-floor file is missing."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 from pathlib import Path
@@ -12,14 +14,16 @@ import numpy as np
 import pytest
 
 from pipeline import layout
+from pipeline.errors import InputError
 from pipeline.reporting import SUMMARY_METRICS, summarize, write_report
 from pipeline.reporting.inputs import fid_curve
 from pipeline.reporting.summary import class_shares
-from tests.test_report import CLASS_NAMES, cell, fabricate, grid_cells, make_params
+from tests.test_report import CLASS_NAMES, NEW_KEYS, cell, fabricate, grid_cells, make_params
 
 PNG = b"\x89PNG\r\n\x1a\n"
 NOISE_FLOOR = {
-    "reference": "test", "subset_split": "train", "num_samples": 100, "repeats": 3,
+    "format_version": 1, "reference": "test", "subset_split": "train", "num_samples": 100, "repeats": 3,
+    "disjoint_subsets": True, "data_fingerprint": "abc123",
     "feature_spaces": {
         "domain-classifier": {"fid_mean": 0.8, "fid_std": 0.1, "fid_values": [0.7, 0.8, 0.9]},
         "inception-v3-compat": {"fid_mean": 2.0, "fid_std": 0.2, "fid_values": [1.8, 2.0, 2.2]},
@@ -52,9 +56,10 @@ def test_summary_describes_the_newer_metrics_over_ok_seeds() -> None:
     assert inception["precision"]["mean"] == pytest.approx(0.405)
 
 
-def test_older_metrics_files_still_summarize_with_every_key() -> None:
-    old = summarize([cell("a", 0, 10.0, legacy=True), cell("a", 1, 12.0, legacy=True), cell("b", 0, 20.0, legacy=True)])
-    new = summarize([cell("a", 0, 10.0), cell("a", 1, 12.0), cell("b", 0, 20.0)])
+def test_cells_without_the_optional_results_still_summarize_with_every_key() -> None:
+    bare = [cell("a", 0, 10.0, **dict.fromkeys(NEW_KEYS)), cell("a", 1, 12.0, **dict.fromkeys(NEW_KEYS)),
+            cell("b", 0, 20.0, **dict.fromkeys(NEW_KEYS))]  # fmt: skip
+    old, new = summarize(bare), summarize([cell("a", 0, 10.0), cell("a", 1, 12.0), cell("b", 0, 20.0)])
     assert set(old) == set(new) and set(old["variants"]["a"]) == set(new["variants"]["a"])
     entry = old["variants"]["a"]
     assert entry["fid"]["mean"] == pytest.approx(11.0)
@@ -64,6 +69,22 @@ def test_older_metrics_files_still_summarize_with_every_key() -> None:
     assert entry["feature_spaces"] == {} and entry["num_classes"] is None and entry["possible_mode_collapse"] is None
     assert old["noise_floor"] is None and len(old["pairwise"]) == 1
     json.dumps(old, allow_nan=False)
+
+
+def test_a_metrics_file_of_an_older_format_is_rejected_naming_the_file_and_field(tmp_path: Path) -> None:
+    fabricate(tmp_path, grid_cells())
+    path = tmp_path / "metrics/vae-1.json"
+    older = json.loads(path.read_text())
+    del older["format_version"], older["ndb"]
+    path.write_text(json.dumps({**older, "fid_samples": 100}))  # a renamed field, as an older evaluate stage wrote
+    with pytest.raises(InputError) as caught:
+        write_report(make_params(), root=tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: not a cell metrics file of format version 1")
+    assert "format_version: Field required" in message and "ndb: Field required" in message
+    assert "fid_samples: Extra inputs are not permitted" in message
+    assert "python -m stages evaluate --variant vae --seed 1" in message
+    assert not (tmp_path / "reports").exists()
 
 
 @pytest.mark.parametrize(
@@ -92,7 +113,7 @@ def test_class_shares_average_the_ok_seeds() -> None:
     assert shares is not None and shares.names == CLASS_NAMES and list(shares.generated) == ["a"]
     np.testing.assert_allclose(shares.generated["a"], [0.5, 0.5, 0.0, 0.0])
     np.testing.assert_allclose(shares.real, [0.25] * 4)
-    assert class_shares([cell("a", 0, 10.0, legacy=True)]) is None
+    assert class_shares([cell("a", 0, 10.0, **dict.fromkeys(NEW_KEYS))]) is None
 
 
 @pytest.mark.parametrize(
@@ -148,9 +169,12 @@ def test_report_has_the_new_sections_and_figures(full: tuple[Path, dict[str, Any
     for heading in ["## Results", "### Cost", "## Is the difference real?", "## Noise floor", "## Other feature spaces",
                     "### Inception-v3", "## Mode coverage", "## FID over training", "## Per-cell results"]:  # fmt: skip
         assert heading in headings, heading
+    html = (root / "reports/report.html").read_text()
     for name in ["class-coverage.png", "fid-curves.png"]:
-        assert (root / "reports/figures" / name).read_bytes()[:8] == PNG, name
-        assert f"(figures/{name})" in md and f'src="figures/{name}"' in (root / "reports/report.html").read_text()
+        figure = (root / "reports/figures" / name).read_bytes()
+        assert figure[:8] == PNG, name
+        # linked from the Markdown, embedded (the same bytes) in the one-file HTML
+        assert f"(figures/{name})" in md and f"data:image/png;base64,{base64.b64encode(figure).decode()}" in html
     for header in ["FID (domain classifier), mean \\[95% CI\\]", "Precision (domain classifier)", "Classes covered",
                    "Recall (domain classifier)", "KID (domain classifier)", "IS (domain classifier)", "Class KL (nats)",
                    "FID (Inception-v3)", "Precision (Inception-v3)", "FID 95% CI"]:  # fmt: skip
@@ -186,9 +210,9 @@ def test_fid_curve_plot_data_per_cell(full: tuple[Path, dict[str, Any], str]) ->
                     ["30", "30.0", "40.0"]]  # fmt: skip
 
 
-def test_older_metrics_files_give_a_report_that_says_what_is_missing(tmp_path: Path) -> None:
-    fabricate(tmp_path, [cell(c["variant"], c["seed"], c["fid"], c["status"], legacy=True, reason=c.get("reason"))
-                         for c in grid_cells()])  # fmt: skip
+def test_cells_without_the_optional_results_give_a_report_that_says_what_is_missing(tmp_path: Path) -> None:
+    fabricate(tmp_path, [cell(c["variant"], c["seed"], c["fid"], c["status"], reason=c["reason"],
+                              **dict.fromkeys(NEW_KEYS)) for c in grid_cells()])  # fmt: skip
     summary = write_report(make_params(), root=tmp_path)
     md = (tmp_path / "reports/report.md").read_text()
     assert summary["noise_floor"] is None and summary["variants"]["vae"]["feature_spaces"] == {}
@@ -202,10 +226,25 @@ def test_older_metrics_files_give_a_report_that_says_what_is_missing(tmp_path: P
     assert not (tmp_path / "reports/plots/fid_curve").exists()
 
 
-@pytest.mark.parametrize("content", ["{not json", {"feature_spaces": {"domain-classifier": {"fid_mean": None}}}, []])
-def test_unreadable_noise_floor_counts_as_missing(tmp_path: Path, content: Any) -> None:
+@pytest.mark.parametrize(("content", "problem"), [
+    ("{not json", "noise-floor file unreadable"),
+    ({**NOISE_FLOOR, "feature_spaces": {"domain-classifier": {"fid_mean": None}}},
+     "feature_spaces.domain-classifier.fid_mean: Input should be a valid number"),
+    ([], "not a noise-floor file of format version 1"),
+])  # fmt: skip
+def test_an_unreadable_noise_floor_is_bad_input_naming_the_file(tmp_path: Path, content: Any, problem: str) -> None:
     fabricate(tmp_path, grid_cells())
     write_noise_floor(tmp_path, content)
+    with pytest.raises(InputError, match="noise-floor") as caught:
+        write_report(make_params(), root=tmp_path)
+    assert str(caught.value).startswith(str(tmp_path / layout.NOISE_FLOOR_PATH)) and problem in str(caught.value)
+    assert not (tmp_path / "reports").exists()
+
+
+def test_a_noise_floor_without_a_finite_space_counts_as_missing(tmp_path: Path) -> None:
+    fabricate(tmp_path, grid_cells())
+    write_noise_floor(tmp_path, {**NOISE_FLOOR, "feature_spaces": {"domain-classifier": {
+        "fid_mean": float("nan"), "fid_std": None, "fid_values": [float("nan")]}}})
     assert write_report(make_params(), root=tmp_path)["noise_floor"] is None
     assert "No noise floor" in (tmp_path / "reports/report.md").read_text()
 

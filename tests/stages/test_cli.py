@@ -23,7 +23,7 @@ def test_help_lists_every_stage() -> None:
     assert result.returncode == 0
     for name in COMMANDS:
         assert name in result.stdout
-    assert set(COMMANDS) == {*STAGES, "server", "sync", "gate", "launch"}
+    assert set(COMMANDS) == {*STAGES, "server", "sync", "gate", "launch", "ui"}
 
 
 @pytest.mark.parametrize("command", STAGES)

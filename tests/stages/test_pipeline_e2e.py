@@ -13,6 +13,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import copy_project, tiny_params, write_params
+from tests.reporting.browser import check_report_in_browser
 
 pytestmark = pytest.mark.slow
 COPIED = ["pipeline", "stages", "dvc.yaml", ".dvcignore"]
@@ -77,17 +78,46 @@ def test_diverging_variant_is_isolated(reproduced: Path) -> None:
 
 def test_report_and_dvc_metrics(reproduced: Path) -> None:
     summary = json.loads((reproduced / "reports" / "metrics.json").read_text())
-    assert set(summary["variants"]) == {"gan", "vae", "boom"}
-    assert summary["best_variant"] in {"gan", "vae"}
+    assert set(summary["variants"]) == {"gan", "vae", "boom"} and summary["ranking"] in (["gan", "vae"], ["vae", "gan"])
+    cells = {v: json.loads((reproduced / "metrics" / f"{v}-0.json").read_text()) for v in ("gan", "vae")}
+    best = summary["best_variant"]
+    assert best == min(cells, key=lambda v: cells[v]["fid"])  # one seed each: the lower FID ranks first
     fid = summary["variants"]["gan"]["fid"]
-    assert fid["n"] == 1 and isinstance(fid["mean"], float)
+    assert fid["n"] == 1 and fid["mean"] == pytest.approx(cells["gan"]["fid"]) and fid["values"] == [fid["mean"]]
+    assert summary["variants"]["boom"]["fid"]["n"] == 0 and summary["variants"]["boom"]["excluded"]
     report = (reproduced / "reports" / "report.md").read_text()
-    assert "FID (domain classifier)" in report and summary["best_variant"] in report
-    assert (reproduced / "reports" / "report.html").read_text().lstrip().lower().startswith("<!doctype html")
-    for figure in ("fid.png", "losses.png", "samples-gan.png", "samples-vae.png"):
-        assert (reproduced / "reports" / "figures" / figure).stat().st_size > 0
+    assert f"**{best}** has the lowest FID (domain classifier): {cells[best]['fid']:.2f}" in report
+    headline = json.loads((reproduced / "reports" / "headline.json").read_text())
+    assert headline["best"] == best and headline["fid"]["gan"]["mean"] == pytest.approx(fid["mean"])
+    assert headline["fid"]["boom"] == {"mean": None, "ci_low": None, "ci_high": None, "n": 0}
+    # the one DVC metric is the headline: `dvc metrics show` is a few lines, not a wall of per-cell keys
     shown = json.loads(_dvc(reproduced, "metrics", "show", "--json").stdout)
-    assert "reports/metrics.json" in json.dumps(shown) and "metrics/feature-check.json" in json.dumps(shown)
+    assert list(shown[""]["data"]) == ["reports/headline.json"]
+    table = _dvc(reproduced, "metrics", "show").stdout.splitlines()
+    assert len(table) <= 40 and "fid.gan.mean" in table[0]
+
+
+def test_the_report_reads_well_in_a_browser(reproduced: Path) -> None:
+    check_report_in_browser(reproduced / "reports" / "report.html")
+
+
+def test_delivering_mlflow_logging_later_leaves_the_pipeline_up_to_date(reproduced: Path) -> None:
+    outbox = reproduced / "runs" / "gan-0" / "mlflow"
+    assert outbox.is_dir()
+    (outbox / "delivered-later.json").write_text("{}")  # what `stages sync` changes: the outbox's state
+    try:
+        status = json.loads(_dvc(reproduced, "status", "--json").stdout)
+    finally:
+        (outbox / "delivered-later.json").unlink()
+    assert status == {}
+    losses = reproduced / "runs" / "gan-0" / "losses.csv"
+    original = losses.read_bytes()
+    losses.write_bytes(original + b"99,0,0\n")  # the report reads it, so the report is stale
+    try:
+        status = json.loads(_dvc(reproduced, "status", "--json").stdout)
+    finally:
+        losses.write_bytes(original)
+    assert "report" in status and "train@gan-0" in status
 
 
 def test_labelled_digits_get_the_classifier_and_a_feature_check(reproduced: Path) -> None:
@@ -107,12 +137,23 @@ def test_mlflow_has_one_run_per_cell_with_metrics(reproduced: Path) -> None:
     client = MlflowClient(f"sqlite:///{reproduced / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("genbench-digits")
     assert experiment is not None
+    description = experiment.tags["mlflow.note.content"]  # the UI's experiment description: what the grid compares
+    assert description.startswith("genbench grid: gan, vae, boom × seeds 0, ranked by mean FID in the "
+                                  "domain-classifier feature space. Latest report: best ")
     runs = client.search_runs([experiment.experiment_id], filter_string="tags.stage = 'train'")
     assert sorted(r.info.run_name for r in runs) == ["boom-0", "gan-0", "vae-0"]
     (parent,) = client.search_runs([experiment.experiment_id], filter_string="tags.`genbench.role` = 'grid'")
     assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}  # one repro, one parent
     assert "reports/report.md" in [a.path for a in client.list_artifacts(parent.info.run_id, "reports")]
     assert parent.data.metrics["gan/fid_mean"] > 0 and parent.data.tags["champion"].startswith("genbench-digits-")
+    meta = json.loads((reproduced / "data" / "prepared" / "meta.json").read_text())
+    for run in runs:  # every cell records the prepared training split as its dataset (the UI's Dataset column)
+        (used,) = run.inputs.dataset_inputs
+        assert (used.dataset.name, used.dataset.digest) == ("digits-train", meta["fingerprint"][:16])
+        assert [(t.key, t.value) for t in used.tags] == [("mlflow.data.context", "training")]
+        profile = json.loads(used.dataset.profile)
+        assert profile["images"] == meta["counts"]["train"] and profile["fingerprint"] == meta["fingerprint"]
+        assert json.loads(used.dataset.source)["uri"] == str(reproduced / "data" / "prepared")
     for run in runs:
         if run.info.run_name == "boom-0":
             continue

@@ -10,6 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from stages import report
+from tests.test_report import NEW_KEYS, cell
 
 PARAMS = """\
 grid:
@@ -33,16 +34,14 @@ def app() -> typer.Typer:
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A tmp repository root with params.yaml, every cell's metrics and the evaluator's metrics (no loss logs)."""
+    """A tmp repository root with params.yaml, every cell's metrics without the optional results (no precision,
+    interval, coverage or curve) and the evaluator's metrics (no loss logs)."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(PARAMS)
     (tmp_path / "metrics").mkdir()
     for (variant, seed), fid in FIDS.items():
-        metrics = {
-            "variant": variant, "seed": seed, "status": "ok", "fid": fid, "isc_mean": 4.0, "isc_std": 0.1,
-            "kid_mean": 0.02, "kid_std": 0.001, "feature_extractor": "domain-classifier", "num_samples": 64,
-            "train_seconds": 12.0, "images_per_second": 800.0, "mlflow_run_id": f"{variant}{seed}",
-        }  # fmt: skip
+        metrics = cell(variant, seed, fid, **dict.fromkeys(NEW_KEYS), isc_mean=4.0, kid_mean=0.02, num_samples=64,
+                       train_seconds=12.0, images_per_second=800.0, mlflow_run_id=f"{variant}{seed}")
         (tmp_path / "metrics" / f"{variant}-{seed}.json").write_text(json.dumps(metrics))
     (tmp_path / "models").mkdir()
     (tmp_path / "models/evaluator.json").write_text(json.dumps({"test_accuracy": 0.93}))
@@ -54,6 +53,14 @@ def test_report_command_writes_the_report(app: typer.Typer, project: Path) -> No
     assert result.exit_code == 0, result.output
     assert "dcgan has the lowest FID (domain classifier): 32.00 [14.42, 70.74] (95% CI over 2 seeds; wide because n is small)." in result.stdout
     assert "Welch's t-test" in result.stdout
+    rows = [line[1:-1].split(line[0]) for line in result.stdout.splitlines() if line.startswith(("│", "┃"))]
+    assert [[cell.strip() for cell in row] for row in rows] == [
+        ["#", "variant", "FID", "Δ to best", "significant?", "seeds"],
+        ["1", "dcgan", "32.00 [14.42, 70.74]", "", "best", "2"],
+        ["2", "vae", "51.00 [39.74, 65.42]", "+19.00", "yes (p=0.0317)", "2"],
+    ]  # the ranking in the terminal, after the headline (the same p as its Welch's test)
+    assert "FID over seeds (domain classifier; 95% interval)" in result.stdout
+    assert result.stdout.index("has the lowest FID") < result.stdout.index("│ 1 ")
     reports = project / "reports"
     for name in ["report.md", "report.html", "metrics.json", "figures/fid.png", "figures/losses.png", "plots/fid.csv"]:
         assert (reports / name).is_file(), name
@@ -62,6 +69,8 @@ def test_report_command_writes_the_report(app: typer.Typer, project: Path) -> No
     assert metrics["variants"]["vae"]["fid"]["mean"] == 51.0
     assert metrics["noise_floor"] is None and [(p["a"], p["b"]) for p in metrics["pairwise"]] == [("dcgan", "vae")]
     assert metrics["pairwise"][0]["p_adjusted"] == metrics["pairwise"][0]["p_value"]  # one pair: Holm changes nothing
+    page = (reports / "report.html").read_text()  # one file: the figures embedded, the headline before the ranking
+    assert 'src="figures/' not in page and page.index('<p id="headline">') < page.index('<table id="ranking">')
     md = (reports / "report.md").read_text()
     assert "No readable loss log for dcgan-0 (runs/dcgan-0/losses.csv)." in md  # optional inputs: noted, not fatal
     assert "No sample grid for: dcgan, vae" in md

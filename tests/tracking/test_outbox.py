@@ -18,6 +18,8 @@ def _ops() -> list[dict]:
     return [
         {"op": "create", "experiment": "outbox-test", "run_name": "cell", "tags": {"cell": "gan-0"},
          "params": {"train.steps": "50"}, "parent_key": None, "time": now},
+        {"op": "input", "name": "digits-train", "digest": "0123456789abcdef", "source": "/data/prepared",
+         "profile": {"images": 1000}, "context": "training"},
         {"op": "batch", "metrics": metrics[:30]},
         {"op": "batch", "metrics": metrics[30:], "tags": {"evaluated": "true"}},
         {"op": "status", "status": "FINISHED", "time": now + 1},
@@ -36,7 +38,7 @@ def test_delivers_in_order_and_redelivery_changes_nothing(workdir: Path) -> None
     _fill(outbox)
     journal = (outbox.folder / JOURNAL).read_bytes()
     outbox.append({"op": "artifact", "file": outbox.add_file(image), "artifact_path": "samples"})
-    assert outbox.count_pending() == 5
+    assert outbox.count_pending() == 6
 
     sender = Sender(outbox)
     assert sender.acquire() and sender.deliver(timeout=30) == 0
@@ -61,6 +63,9 @@ def test_delivers_in_order_and_redelivery_changes_nothing(workdir: Path) -> None
     assert run.info.status == "FINISHED" and run.data.params == {"train.steps": "50"}
     assert run.data.tags["evaluated"] == "true" and run.data.tags["genbench.outbox"] == outbox.id
     assert [a.path for a in client.list_artifacts(run_id, "samples")] == ["samples/final.png"]
+    (used,) = run.inputs.dataset_inputs  # the dataset input, once
+    assert (used.dataset.name, used.dataset.digest, used.dataset.profile) == ("digits-train", "0123456789abcdef",
+                                                                              '{"images": 1000}')
     assert find_outboxes(workdir / "runs")[0].folder == outbox.folder
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -137,15 +139,43 @@ def test_extending_the_step_budget_resumes(workdir: Path) -> None:
     assert len(list(csv.DictReader(Path("runs/gan-0/losses.csv").open()))) == 9
 
 
+def _file_digests(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (relative name) with the SHA-256 of its bytes."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _logged_losses(variant: str, seed: int) -> list[float]:
+    rows = list(csv.DictReader((Path("runs") / f"{variant}-{seed}" / "losses.csv").open()))
+    return [float(v) for row in rows for k, v in row.items() if k.startswith("loss")]
+
+
 def test_divergence_is_isolated(workdir: Path) -> None:
+    """In one process and one runs/ folder: a healthy cell, then a diverging one (learning rate 1e30), then another
+    healthy one. Only the middle cell is diverged; the first's files are untouched and the last trains normally."""
     write_prepared(workdir)
     raw = tiny_params()
     raw["variants"]["gan"]["d_optimizer"] = {"lr": 1.0e30}
     raw["variants"]["gan"]["g_optimizer"] = {"lr": 1.0e30}
-    summary = train_cell(parse_params(raw), "gan", 0, progress=False)
-    assert summary.status == "diverged" and "non-finite" in summary.reason
+    params = parse_params(raw)
+    before = train_cell(params, "vae", 0, progress=False)
+    assert before.status == "ok"
+    untouched = _file_digests(Path("runs/vae-0"))
+
+    diverged = train_cell(params, "gan", 0, progress=False)
+    assert diverged.status == "diverged" and diverged.reason.startswith("non-finite loss_")
     assert Path("runs/gan-0/generator.pt").is_file()
-    assert MlflowClient().get_run(summary.mlflow_run_id).info.status == "FAILED"
+    client = MlflowClient()
+    assert client.get_run(diverged.mlflow_run_id).info.status == "FAILED"
+    assert client.get_run(diverged.mlflow_run_id).data.tags["failure_reason"] == diverged.reason
+
+    after = train_cell(params, "vae", 1, progress=False)
+    assert after.status == "ok" and after.reason is None and after.steps == 6
+    losses = _logged_losses("vae", 1)
+    assert len(losses) == 6 and all(math.isfinite(v) for v in losses)
+    assert client.get_run(after.mlflow_run_id).info.status == "FINISHED"
+    assert _file_digests(Path("runs/vae-0")) == untouched
+    assert json.loads(Path("runs/vae-0/train.json").read_text())["status"] == "ok"
 
 
 def test_exploding_finite_losses_mark_the_cell_diverged(workdir: Path) -> None:
