@@ -71,11 +71,14 @@ bench: setup  ## Benchmark: train loop vs a bare PyTorch loop, evaluation, peak 
 bench-evaluators: setup  ## After make repro: rank the grid in other evaluators' features (merged labels, labels dropped) (benchmarks/evaluators.json).
 	$(BIN)/python -m benchmarks.evaluators $(BENCH_ARGS)
 
-# The columns people compare across experiments: `dvc exp show` alone has one per param, dependency and metric key.
-EXPS_KEEP := ^(Experiment|Created|State)$$|^(best|lead_.*|feature_space|evaluator_quality|fid[.@].*)$$|^(grid\..*|train\.(steps|batch_size)|evaluate\.(num_samples|noise_draws)|variants\.[^.]+\.[gd]_optimizer\.lr)$$
+# What people compare across experiments: `dvc exp show` alone has a column per param, dependency and metric key.
+# Kept: the headline metrics and the grid; shown when they differ between the experiments listed: every param
+# (what an experiment changed); dropped: the dependencies' hashes.
+EXPS_KEEP := ^(Experiment|Created|State)$$|^(best|lead_.*|feature_space|evaluator_quality|fid[.@].*|grid\..*)$$
+EXPS_DROP := ^(data|models|metrics|pipeline|runs|stages)(/|$$)
 
-exps: setup  ## Compare experiments (dvc exp run --queue ..., then this): the headline metrics and the params people vary.
-	$(BIN)/dvc exp show --drop '.*' --keep '$(EXPS_KEEP)' $(EXPS_ARGS)
+exps: setup  ## Compare experiments (after dvc exp run --queue ...): the headline metrics and the params they changed.
+	$(BIN)/dvc exp show --only-changed --keep '$(EXPS_KEEP)' --drop '$(EXPS_DROP)' $(EXPS_ARGS)
 
 ui: setup  ## Print each experiment's runs-table URL, then serve the MLflow UI on http://127.0.0.1:5000.
 	$(BIN)/python -m stages ui $(UI_ARGS)

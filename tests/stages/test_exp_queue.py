@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -18,19 +19,29 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import REPO, copy_project, tiny_params, write_params
 
 pytestmark = pytest.mark.slow
-COPIED = ["pipeline", "stages", "dvc.yaml", ".dvcignore", ".gitignore"]
+COPIED = ["pipeline", "stages", "dvc.yaml", ".dvcignore", ".gitignore", "Makefile"]
 DVC = (sys.executable, "-m", "dvc")
-# `make exps` (the README's `dvc exp show` recipe): the headline metrics and the params people vary
-EXPS_KEEP = re.search(r"^EXPS_KEEP := (.+)$", (REPO / "Makefile").read_text(), re.M)[1].replace("$$", "$")
-EXP_SHOW_COLUMNS = ("--drop", ".*", "--keep", EXPS_KEEP)
 
 
-def _run(repo: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def _make_variable(name: str) -> str:
+    """A ``NAME := value`` of the Makefile, as the shell gets it."""
+    return re.search(rf"^{name} := (.+)$", (REPO / "Makefile").read_text(), re.M)[1].replace("$$", "$")
+
+
+# `make exps` (the README's `dvc exp show` recipe): the headline metrics, the grid and what the experiments changed
+EXP_SHOW_COLUMNS = ("--only-changed", "--keep", _make_variable("EXPS_KEEP"), "--drop", _make_variable("EXPS_DROP"))
+
+
+def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_")) or k == "DVC_NO_ANALYTICS"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env.update(OMP_NUM_THREADS="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com", GIT_COMMITTER_NAME="t",
                GIT_COMMITTER_EMAIL="t@example.com")
-    result = subprocess.run(list(args), cwd=repo, env=env, capture_output=True, text=True, timeout=timeout)
+    return env
+
+
+def _run(repo: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(list(args), cwd=repo, env=_env(), capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     return result
 
@@ -51,15 +62,45 @@ def queued(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     _run(repo, *DVC, "exp", "run", "--queue", "-n", "short", "-S", "train.steps=4")
     _run(repo, *DVC, "exp", "run", "--queue", "-n", "long", "-S", "train.steps=6")
-    _run(repo, *DVC, "queue", "start", "-j", "2")
+    _start_workers(repo, 2)
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
         status = _run(repo, *DVC, "queue", "status").stdout
         if "Running" not in status and "Queued" not in status:
             break
         time.sleep(5)
+    _stop_workers(repo)
     assert status.count("Success") == 2, status + _run(repo, *DVC, "queue", "logs", "long").stdout
     return repo
+
+
+def _start_workers(repo: Path, count: int) -> None:
+    """``dvc queue start -j count``, its output to a file: the workers it daemonizes inherit its stdout, so waiting
+    for a pipe's end would wait for the workers (one that misses the empty-queue shutdown never ends)."""
+    with open(repo.parent / "queue-start.log", "w") as log:
+        subprocess.run([*DVC, "queue", "start", "-j", str(count)], cwd=repo, env=_env(), stdout=log,
+                       stderr=subprocess.STDOUT, timeout=120, check=True)
+
+
+def _stop_workers(repo: Path) -> None:
+    """Ask the queue's workers to stop; end any that is still alive after that (seen: a worker whose monitor shut
+    down while its task ran stays idle for good)."""
+    _run(repo, *DVC, "queue", "stop")
+    deadline = time.monotonic() + 30
+    for pid_file in (repo / ".dvc/tmp/exps/celery").glob("*.pid"):
+        pid = int(pid_file.read_text().strip() or 0)
+        while pid and _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if pid and _alive(pid):
+            os.kill(pid, signal.SIGTERM)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _flat(data: Any, prefix: str = "") -> list[str]:
@@ -79,6 +120,8 @@ def test_exp_show_compares_the_headline_and_exp_diff_each_variants_fid(queued: P
         # one seed a variant: no interval and no test, and DVC leaves out null values
         assert sorted(columns) == ["best", "evaluator_quality", "feature_space", "fid.gan.mean", "fid.gan.n",
                                    "fid.vae.mean", "fid.vae.n"]
+    recipe = _run(queued, "make", "-n", "-o", "setup", "exps").stdout.strip()  # what `make exps` runs
+    assert recipe == " ".join([".venv/bin/dvc", "exp", "show", *(f"'{a}'" if "^" in a else a for a in EXP_SHOW_COLUMNS)])
     table = _run(queued, *DVC, "exp", "show", "--csv", *EXP_SHOW_COLUMNS).stdout.splitlines()
     header = table[0].split(",")
     assert len(header) <= 60 and {"Experiment", "fid.gan.mean", "best", "train.steps"} <= set(header), header
