@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from pipeline.teamserver import MlflowServer
 
 REPO = Path(__file__).resolve().parents[1]
+# `make` printing a target's recipe, with its `setup` prerequisite taken as done; --no-print-directory because under
+# `make test` the child is a sub-make (MAKELEVEL is set) and would print "Entering directory" lines
+MAKE_DRY_RUN = ("make", "--no-print-directory", "-n", "-o", "setup")
 # Before any test runs `dvc`, in this process and every subprocess: DVC's analytics would try to reach the network
 # from `dvc init` on, before a test's `dvc config core.analytics false` could turn them off.
 os.environ["DVC_NO_ANALYTICS"] = "1"

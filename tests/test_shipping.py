@@ -74,3 +74,14 @@ def test_retrain_workflow_promises() -> None:
         assert needed in text, needed
     ci = yaml.safe_load((REPO / ".github/workflows/ci.yml").read_text())
     assert {"push", "pull_request"} <= set(ci[True]) and ".ci/run" in (REPO / ".github/workflows/ci.yml").read_text()
+
+
+def test_the_retrain_pull_request_adds_only_files_git_tracks() -> None:
+    """`git add` of an ignored path fails the step: what the workflow commits must not be gitignored (the report,
+    plots and figures are DVC-cached outputs, metrics/ is ignored)."""
+    text = (REPO / ".github/workflows/retrain.yml").read_text()
+    (line,) = [line.split("#")[0].split() for line in text.splitlines() if line.strip().startswith("git add")]
+    paths = line[2:]
+    assert "reports/metrics.json" in paths and "dvc.lock" in paths
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=REPO, capture_output=True, text=True)
+    assert ignored.stdout == "", f"gitignored: {ignored.stdout}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +39,19 @@ class Outcome(BaseModel):
     error: str | None = None
 
 
+def has_ray_token(env: Mapping[str, str], home: Path) -> bool:
+    """Whether Ray would find an authentication token here: ``RAY_AUTH_TOKEN``, the file ``RAY_AUTH_TOKEN_PATH``
+    names, or ``~/.ray/auth_token``."""
+    if env.get("RAY_AUTH_TOKEN"):
+        return True
+    return Path(env.get("RAY_AUTH_TOKEN_PATH") or home / ".ray" / "auth_token").is_file()
+
+
 def import_ray(address: str) -> Any:
-    """Ray, with token authentication on also when joining a cluster (Ray turns it on by itself only for a
-    cluster it starts; it reads the mode once, at import). ``RAY_AUTH_MODE`` set by the user wins."""
-    if address != "local":
+    """Ray, with token authentication on when joining a cluster with a token at hand: Ray does that by itself
+    only for a cluster it starts, and reads the mode once, at import. ``RAY_AUTH_MODE`` set by the user wins;
+    without a token the mode is left to Ray (a cluster started without one has authentication off)."""
+    if address != "local" and has_ray_token(os.environ, Path.home()):
         os.environ.setdefault("RAY_AUTH_MODE", "token")
     try:
         import ray

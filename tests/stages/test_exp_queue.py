@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import REPO, copy_project, tiny_params, write_params
+from tests.conftest import MAKE_DRY_RUN, REPO, copy_project, tiny_params, write_params
 
 pytestmark = pytest.mark.slow
 COPIED = ["pipeline", "stages", "dvc.yaml", ".dvcignore", ".gitignore", "Makefile"]
@@ -120,7 +120,7 @@ def test_exp_show_compares_the_headline_and_exp_diff_each_variants_fid(queued: P
         # one seed a variant: no interval and no test, and DVC leaves out null values
         assert sorted(columns) == ["best", "evaluator_quality", "feature_space", "fid.gan.mean", "fid.gan.n",
                                    "fid.vae.mean", "fid.vae.n"]
-    recipe = _run(queued, "make", "-n", "-o", "setup", "exps").stdout.strip()  # what `make exps` runs
+    recipe = _run(queued, *MAKE_DRY_RUN, "exps").stdout.strip()  # what `make exps` runs
     assert recipe == " ".join([".venv/bin/dvc", "exp", "show", *(f"'{a}'" if "^" in a else a for a in EXP_SHOW_COLUMNS)])
     table = _run(queued, *DVC, "exp", "show", "--csv", *EXP_SHOW_COLUMNS).stdout.splitlines()
     header = table[0].split(",")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -27,10 +28,16 @@ VOLATILE = {"train_seconds", "images_per_second", "time_to_within_10pct", "mlflo
             "mlflow_model_uri", "latency_ms", "latency_ms_per_image", "seconds"}
 
 
+# The test cluster's own token (head, joining node and driver alike): token authentication as a real cluster would
+# use it, whether or not this machine has a ~/.ray/auth_token (Ray enables token auth by itself when one exists).
+RAY_TOKEN = secrets.token_hex(32)
+
+
 def _env(repo: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RAY_"))}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env["PYTHONPATH"] = str(repo)
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=RAY_TOKEN)
     return env
 
 
@@ -72,9 +79,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     subprocess.run([*ray, "--head", "--port", address.split(":")[1], "--include-dashboard", "false"],
                    cwd=here, env=env, check=True, capture_output=True, timeout=120)
     try:
-        # a joining node authenticates with the head's token (~/.ray/auth_token) only when told to
-        subprocess.run([*ray, "--address", address], cwd=here, env={**env, "RAY_AUTH_MODE": "token"}, check=True,
-                       capture_output=True, timeout=120)
+        subprocess.run([*ray, "--address", address], cwd=here, env=env, check=True, capture_output=True, timeout=120)
         yield address
     finally:
         subprocess.run([str(Path(sys.executable).parent / "ray"), "stop", "--force"], env=env, capture_output=True,

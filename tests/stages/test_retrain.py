@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import REPO, copy_project, tiny_params, write_params
+from tests.conftest import MAKE_DRY_RUN, REPO, copy_project, tiny_params, write_params
 
 pytestmark = pytest.mark.slow
 COPIED = ["pipeline", "stages", "dvc.yaml", ".dvcignore", ".gitignore", "Makefile", "pyproject.toml",
@@ -60,7 +60,7 @@ def test_make_retrain_runs_these_commands(tmp_path: Path) -> None:
     """``make -n retrain`` with ``setup`` taken as done prints exactly REPRO and GATE (arguments passed through),
     and nothing that installs."""
     shutil.copy2(REPO / "Makefile", tmp_path / "Makefile")
-    result = _run(tmp_path, "make", "-n", "-o", "setup", "retrain", "REPRO_ARGS=--force", "RETRAIN_ARGS=--rev HEAD~1")
+    result = _run(tmp_path, *MAKE_DRY_RUN, "retrain", "REPRO_ARGS=--force", "RETRAIN_ARGS=--rev HEAD~1")
     assert result.stdout.split("\n")[:-1] == [" ".join((*REPRO, "--force")), " ".join((*GATE, "--rev", "HEAD~1"))]
     assert not any(word in result.stdout for word in ("pip", "apt", "install", "venv "))
 
