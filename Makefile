@@ -58,11 +58,17 @@ retrain: setup  ## Scheduled job: dvc repro (REPRO_ARGS=... passes flags), then 
 	$(BIN)/dvc repro $(REPRO_ARGS)
 	$(BIN)/python -m stages gate $(RETRAIN_ARGS)
 
+# Test files run on TEST_WORKERS processes (pytest-xdist), a file each so module fixtures are built once; most slow
+# tests wait on subprocesses, servers and DVC, so two workers on 2 cores save a quarter (four cost more than two).
+# TEST_WORKERS=0 runs in this process (for a debugger or -s).
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+
 test: setup  ## Run the whole test suite (what CI runs), with the slowest tests listed.
-	$(BIN)/python -m pytest --durations=25
+	$(PYTEST) --durations=25 $(PYTEST_ARGS)
 
 test-fast: setup  ## The edit-test loop: every test not marked slow (no DVC pipelines, servers, kills or torchrun).
-	$(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow" --durations=10 $(PYTEST_ARGS)
 
 bench: setup  ## Benchmark: train loop vs a bare PyTorch loop, evaluation, peak RSS, no-op repro, contrastive evaluator fit (benchmarks/results.json).
 	$(BIN)/dvc repro prepare fit-evaluator
