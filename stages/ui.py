@@ -23,8 +23,10 @@ def main(
     `mlflow ui` on the store ($MLFLOW_TRACKING_URI or ./mlflow.db). A tracking server has its own UI: then only
     its URLs are printed."""
     cfg = load(params)
+    from pipeline.tracking.sender import fail_fast_http
     from pipeline.tracking.store import experiment_views, open_client, tracking_uri
 
+    fail_fast_http()  # an unreachable tracking server fails in seconds, as in the other stages, not after minutes
     uri = tracking_uri()
     remote = uri.startswith(("http://", "https://"))
     base = uri if remote else f"http://{host}:{port}"

@@ -21,7 +21,7 @@ from pipeline.reporting.document import (
 )  # fmt: skip
 from pipeline.reporting.formatting import DASH, feature_space, fmt, fmt_seconds, fmt_stat, percent
 from pipeline.reporting.stats import INTERVAL_METHODS, SMALL_N, finite
-from pipeline.reporting.summary import display_order, not_applicable_reasons
+from pipeline.reporting.summary import against_best, display_order, not_applicable_reasons
 
 TITLE = "Generative model benchmark"
 
@@ -44,10 +44,9 @@ def _significance(summary: Mapping[str, Any], comparison: Mapping[str, Any]) -> 
 
 def _against_the_rest(summary: Mapping[str, Any]) -> str:
     """The best variant against each variant ranked below the runner-up, Holm-adjusted like the pairwise matrix."""
-    best, rest = summary["ranking"][0], summary["ranking"][2:]
-    entries = {e["b"]: e for e in summary["pairwise"] if e["a"] == best and e["b"] in rest}
+    entries = against_best(summary)
     parts = []
-    for name in rest:
+    for name in summary["ranking"][2:]:
         entry = entries[name]
         verdict = ("untested" if entry["p_adjusted"] is None else
                    f"adjusted p = {entry['p_adjusted']:.3g}, {'' if entry['significant'] else 'not '}significant")

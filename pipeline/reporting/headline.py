@@ -10,14 +10,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline.reporting.formatting import feature_space, fmt, fmt_p, fmt_stat, percent
+from pipeline.reporting.summary import against_best
 
 HEADLINE_STATS = ("mean", "ci_low", "ci_high", "n")
-
-
-def _comparison_with_best(summary: Mapping[str, Any], variant: str) -> Mapping[str, Any] | None:
-    """The pairwise test of the best variant against ``variant`` (None for the best itself)."""
-    best = summary["best_variant"]
-    return next((p for p in summary["pairwise"] if {p["a"], p["b"]} == {best, variant} and best != variant), None)
 
 
 def headline_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
@@ -52,9 +47,10 @@ def ranking_table(summary: Mapping[str, Any]) -> Table:
                             ("significant?", "left"), ("seeds", "right")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     best = summary["variants"][summary["best_variant"]]["fid"]["mean"] if summary["best_variant"] else None
+    tests = against_best(summary)
     for rank, name in enumerate(summary["ranking"], start=1):
         fid = summary["variants"][name]["fid"]
-        test = _comparison_with_best(summary, name)
+        test = tests.get(name)
         verdict = "best" if test is None else (f"{'yes' if test['significant'] else 'no'} (p={fmt_p(test['p_adjusted'])})"
                                                if test["p_adjusted"] is not None else "too few seeds")
         delta = "" if rank == 1 else f"+{fmt(fid['mean'] - best)}"

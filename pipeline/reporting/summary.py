@@ -145,6 +145,13 @@ def display_order(summary: Mapping[str, Any]) -> list[str]:
     return [*ranking, *(v for v in summary["variants"] if v not in ranking)]
 
 
+def against_best(summary: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The pairwise test of the best variant against each other ranked variant, by that variant's name (the best is
+    always a pair's ``a``: pairs are formed in ranking order)."""
+    best = summary["best_variant"]
+    return {entry["b"]: entry for entry in summary["pairwise"] if entry["a"] == best}
+
+
 @dataclass(frozen=True)
 class ClassShares:
     """Predicted-class shares of the generated samples per variant (mean over ok seeds) and of the real data."""
