@@ -26,6 +26,10 @@ MAKE_DRY_RUN = ("make", "--no-print-directory", "-n", "-o", "setup")
 # Before any test runs `dvc`, in this process and every subprocess: DVC's analytics would try to reach the network
 # from `dvc init` on, before a test's `dvc config core.analytics false` could turn them off.
 os.environ["DVC_NO_ANALYTICS"] = "1"
+# Every process a test starts computes on one CPU thread unless told otherwise: two pytest-xdist workers share two
+# cores, and children on a thread per core each oversubscribe them (OpenMP's spin-waiting made the kill -9 test
+# 4× slower beside another worker). Tests that pin threads themselves (train.threads, OMP_NUM_THREADS) still do.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 TINY_PARAMS: dict[str, Any] = {
     "grid": {"variants": ["gan", "vae"], "seeds": [0]},

@@ -1,50 +1,19 @@
-"""End to end: `dvc repro` of a tiny grid in a temporary copy of the repository, then its outputs and MLflow runs."""
+"""End to end: `dvc repro` of a tiny grid in a temporary copy of the repository (``reproduced``, shared with the launch
+tests), then its outputs and MLflow runs."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import copy_project, tiny_params, write_params
 from tests.reporting.browser import check_report_in_browser
+from tests.stages.conftest import dvc
 
 pytestmark = pytest.mark.slow
-COPIED = ["pipeline", "stages", "dvc.yaml", ".dvcignore"]
-
-
-def _dvc(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env["PYTHONPATH"] = str(repo)
-    result = subprocess.run(
-        [sys.executable, "-m", "dvc", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=900
-    )
-    assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
-@pytest.fixture(scope="module")
-def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    repo = tmp_path_factory.mktemp("repo")
-    copy_project(repo, COPIED)
-    raw = tiny_params()
-    raw["evaluate"]["num_samples"] = 200
-    # a variant whose learning rate blows it up: its cell must not stop the grid
-    raw["variants"]["boom"] = {**raw["variants"]["gan"], "g_optimizer": {"lr": 1.0e30}, "d_optimizer": {"lr": 1.0e30}}
-    raw["grid"]["variants"].append("boom")
-    raw["prune"]["variants"] = ["gan", "boom"]  # vae is trained but not pruned
-    write_params(repo / "params.yaml", raw)
-    _dvc(repo, "init", "--no-scm", "-q")
-    _dvc(repo, "config", "core.analytics", "false")
-    _dvc(repo, "repro")
-    return repo
 
 
 def test_metrics_files_of_every_cell(reproduced: Path) -> None:
@@ -91,9 +60,9 @@ def test_report_and_dvc_metrics(reproduced: Path) -> None:
     assert headline["best"] == best and headline["fid"]["gan"]["mean"] == pytest.approx(fid["mean"])
     assert headline["fid"]["boom"] == {"mean": None, "ci_low": None, "ci_high": None, "n": 0}
     # the one DVC metric is the headline: `dvc metrics show` is a few lines, not a wall of per-cell keys
-    shown = json.loads(_dvc(reproduced, "metrics", "show", "--json").stdout)
+    shown = json.loads(dvc(reproduced, "metrics", "show", "--json").stdout)
     assert list(shown[""]["data"]) == ["reports/headline.json"]
-    table = _dvc(reproduced, "metrics", "show").stdout.splitlines()
+    table = dvc(reproduced, "metrics", "show").stdout.splitlines()
     assert len(table) <= 40 and "fid.gan.mean" in table[0]
 
 
@@ -106,7 +75,7 @@ def test_delivering_mlflow_logging_later_leaves_the_pipeline_up_to_date(reproduc
     assert outbox.is_dir()
     (outbox / "delivered-later.json").write_text("{}")  # what `stages sync` changes: the outbox's state
     try:
-        status = json.loads(_dvc(reproduced, "status", "--json").stdout)
+        status = json.loads(dvc(reproduced, "status", "--json").stdout)
     finally:
         (outbox / "delivered-later.json").unlink()
     assert status == {}
@@ -114,7 +83,7 @@ def test_delivering_mlflow_logging_later_leaves_the_pipeline_up_to_date(reproduc
     original = losses.read_bytes()
     losses.write_bytes(original + b"99,0,0\n")  # the report reads it, so the report is stale
     try:
-        status = json.loads(_dvc(reproduced, "status", "--json").stdout)
+        status = json.loads(dvc(reproduced, "status", "--json").stdout)
     finally:
         losses.write_bytes(original)
     assert "report" in status and "train@gan-0" in status
@@ -164,7 +133,7 @@ def test_mlflow_has_one_run_per_cell_with_metrics(reproduced: Path) -> None:
 
 
 def test_second_repro_does_nothing_and_a_variant_edit_reruns_only_its_cells(reproduced: Path) -> None:
-    again = _dvc(reproduced, "repro")
+    again = dvc(reproduced, "repro")
     assert "Running stage" not in again.stdout
     params_path = reproduced / "params.yaml"
     original = params_path.read_text()
@@ -172,7 +141,7 @@ def test_second_repro_does_nothing_and_a_variant_edit_reruns_only_its_cells(repr
     raw["variants"]["vae"]["beta"] = 2.0
     params_path.write_text(yaml.safe_dump(raw, sort_keys=False))
     try:
-        status = json.loads(_dvc(reproduced, "status", "--json").stdout)
+        status = json.loads(dvc(reproduced, "status", "--json").stdout)
     finally:
         params_path.write_text(original)
     # only the edited variant's cells (and downstream of them) are stale; the other variant is untouched
