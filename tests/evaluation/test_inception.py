@@ -82,7 +82,8 @@ def test_inception_scores_from_a_local_file_without_network(
     assert set(cell["feature_spaces"]) == {"domain-classifier", "inception-v3-compat"}
     inception = cell["feature_spaces"]["inception-v3-compat"]
     assert inception["fid"] > 0 and inception["fid"] != cell["fid"]
-    assert 0 <= inception["precision"] <= 1 and inception["isc_mean"] >= 1
+    # IS = exp(mean KL) ≥ 1 up to rounding: a random Inception's near-constant class posteriors gave 1 − 1.1e-16 in CI
+    assert 0 <= inception["precision"] <= 1 and inception["isc_mean"] >= 1 - 1e-9
     assert inception["fid_ci_low"] is None  # the interval over draws is for the headline space only
     cached = [path.name for path in (trained_cell / layout.CACHE_DIR).iterdir()]
     assert any("inception-v3-compat" in name for name in cached) and any("domain-classifier" in name for name in cached)
