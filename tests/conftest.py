@@ -6,6 +6,7 @@ import copy
 import json
 import os
 import shutil
+import sqlite3
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,6 +99,66 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(autouse=True)
 def _small_torch() -> None:
     torch.set_num_threads(1)
+
+
+def save_untrained_evaluator(channels: int = 1, resolution: int = 8, num_classes: int = 4) -> Path:
+    """A width-4 domain classifier at its initialisation as the project's evaluator (a fit takes seconds)."""
+    from pipeline import layout
+    from pipeline.evaluation.classifier import DomainClassifier
+    from pipeline.evaluation.evaluator import save_evaluator
+
+    model = DomainClassifier(channels, resolution, num_classes, width=4, feature_dim=8).eval()
+    save_evaluator(layout.EVALUATOR_PATH, model, metrics={"test_accuracy": 0.5}, data_fingerprint="synthetic-0")
+    return layout.EVALUATOR_PATH
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built once a test process: prepared data (128 train, 32 test), an untrained evaluator, the tiny params and the
+    cells gan-0 and vae-0 trained, logged to the project's own MLflow store. Tests take a copy (:func:`trained_workdir`).
+    """
+    from pipeline.config import parse_params
+    from pipeline.training.loop import train_cell
+
+    root = tmp_path_factory.mktemp("tiny-project")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            write_prepared(root, n_train=128)
+            save_untrained_evaluator()
+            params = parse_params(TINY_PARAMS)
+            write_params(root / "params.yaml", TINY_PARAMS)
+            for variant in ("gan", "vae"):
+                train_cell(params, variant, 0, progress=False)
+        finally:
+            torch.set_num_threads(threads)
+    return root
+
+
+def clone_project(template: Path, dest: Path) -> Path:
+    """Copy a project folder and re-point what holds its absolute path: the MLflow store's artifact locations and
+    the outboxes' tracking URIs. Fails if any other small text file still names the template."""
+    shutil.copytree(template, dest, dirs_exist_ok=True)
+    old, new = str(template), str(dest)
+    with sqlite3.connect(dest / "mlflow.db") as db:
+        db.execute("UPDATE experiments SET artifact_location = replace(artifact_location, ?, ?)", (old, new))
+        db.execute("UPDATE runs SET artifact_uri = replace(artifact_uri, ?, ?)", (old, new))
+    db.close()
+    for state in dest.glob("runs/*/mlflow/*/state.json"):
+        state.write_text(state.read_text().replace(old, new))
+    texts = [p for ext in ("json", "jsonl", "yaml", "csv") for p in dest.rglob(f"*.{ext}")]
+    stale = [str(p.relative_to(dest)) for p in texts if old in p.read_text(errors="replace")]
+    assert not stale, f"files of the clone still name the template {old}: {stale}"
+    return dest
+
+
+@pytest.fixture
+def trained_workdir(workdir: Path, tiny_project: Path) -> Path:
+    """:func:`workdir` holding a private copy of :func:`tiny_project` (gan-0 and vae-0 trained)."""
+    return clone_project(tiny_project, workdir)
 
 
 @pytest.fixture(scope="session")

@@ -13,29 +13,23 @@ from typer.testing import CliRunner
 from pipeline import layout
 from pipeline.config import parse_params
 from pipeline.evaluation.cell import evaluate_cell
-from pipeline.evaluation.classifier import DomainClassifier
-from pipeline.evaluation.evaluator import save_evaluator
 from pipeline.layout import Cell
 from pipeline.reporting import write_report
-from pipeline.training.loop import train_cell
 from stages.app import app
-from tests.conftest import tiny_params, write_params, write_prepared
+from tests.conftest import tiny_params, write_params
 
 SPARSITIES = [0.0, 0.5, 0.9]
 
 
 @pytest.fixture
-def trained(workdir: Path):
-    write_prepared(workdir, n_train=128)
+def trained(trained_workdir: Path):
+    """The tiny project's gan-0 and vae-0, evaluated, with the study's prune section, in a private copy."""
     raw = tiny_params(prune={"sparsities": SPARSITIES, "variants": ["gan", "vae"], "num_samples": 64,
                              "finetune_steps": 3, "finetune_batch_size": 8, "latency_repeats": 2,
                              "latency_batch_size": 4})
-    write_params(workdir / "params.yaml", raw)
+    write_params(trained_workdir / "params.yaml", raw)
     params = parse_params(raw)
-    save_evaluator(layout.EVALUATOR_PATH, DomainClassifier(1, 8, 4, width=4, feature_dim=8).eval(),
-                   metrics={"test_accuracy": 0.5}, data_fingerprint="synthetic-0")
     for variant in ("gan", "vae"):
-        train_cell(params, variant, 0, progress=False)
         evaluate_cell(params, variant, 0)
     return params
 

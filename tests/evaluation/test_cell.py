@@ -14,8 +14,8 @@ from pipeline import layout
 from pipeline.config import parse_params
 from pipeline.data import load_prepared
 from pipeline.errors import InputError
-from pipeline.evaluation.cell import evaluate_cell
-from pipeline.evaluation.classifier import DomainClassifier, fit_classifier
+from pipeline.evaluation.cell import evaluate_cell, read_train_summary
+from pipeline.evaluation.classifier import fit_classifier
 from pipeline.evaluation.evaluator import save_evaluator
 from pipeline.layout import Cell
 from pipeline.records import write_record
@@ -28,12 +28,9 @@ CONTRACT_KEYS = {"variant", "seed", "status", "fid", "isc_mean", "isc_std", "kid
 
 
 @pytest.fixture
-def trained(workdir: Path):
-    write_prepared(workdir)
-    params = parse_params(tiny_params())
-    save_evaluator(layout.EVALUATOR_PATH, DomainClassifier(1, 8, 4, width=4, feature_dim=8).eval(),
-                   metrics={"test_accuracy": 0.5}, data_fingerprint="synthetic-0")
-    return params, train_cell(params, "gan", 0, progress=False)
+def trained(trained_workdir: Path):
+    """The tiny project's params and gan-0's training summary, in a private copy."""
+    return parse_params(tiny_params()), read_train_summary(Cell("gan", 0))
 
 
 def test_metrics_file_and_mlflow(trained) -> None:

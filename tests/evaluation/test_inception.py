@@ -13,13 +13,9 @@ import torch_fidelity.feature_extractor_inceptionv3 as inception_module
 from typer.testing import CliRunner
 
 from pipeline import layout
-from pipeline.config import parse_params
-from pipeline.evaluation.classifier import DomainClassifier
-from pipeline.evaluation.evaluator import save_evaluator
 from pipeline.layout import Cell
-from pipeline.training.loop import train_cell
 from stages.app import app
-from tests.conftest import tiny_params, write_params, write_prepared
+from tests.conftest import tiny_params, write_params
 
 EVALUATE = {"num_samples": 12, "batch_size": 12, "kid_subsets": 2, "kid_subset_size": 6, "isc_splits": 2,
             "noise_draws": 2, "curve_samples": 8, "extractors": ["domain", "inception-v3-compat"]}
@@ -59,21 +55,11 @@ def network_attempts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[st
     return attempts
 
 
-@pytest.fixture
-def trained_cell(workdir: Path) -> Path:
-    write_prepared(workdir, n_test=12)
-    params = parse_params(tiny_params())
-    save_evaluator(layout.EVALUATOR_PATH, DomainClassifier(1, 8, 4, width=4, feature_dim=8).eval(),
-                   metrics={"test_accuracy": 0.5}, data_fingerprint="synthetic-0")
-    train_cell(params, "gan", 0, progress=False)
-    return workdir
-
-
 def test_inception_scores_from_a_local_file_without_network(
-    trained_cell: Path, inception_weights: Path, network_attempts: list[str]
+    trained_workdir: Path, inception_weights: Path, network_attempts: list[str]
 ) -> None:
     raw = tiny_params(evaluate={**EVALUATE, "inception_weights": str(inception_weights)})
-    write_params(trained_cell / "params.yaml", raw)
+    write_params(trained_workdir / "params.yaml", raw)
     result = CliRunner().invoke(app, ["evaluate", "--variant", "gan", "--seed", "0"])
     assert result.exit_code == 0, result.output
     assert network_attempts == []
@@ -85,14 +71,14 @@ def test_inception_scores_from_a_local_file_without_network(
     # IS = exp(mean KL) ≥ 1 up to rounding: a random Inception's near-constant class posteriors gave 1 − 1.1e-16 in CI
     assert 0 <= inception["precision"] <= 1 and inception["isc_mean"] >= 1 - 1e-9
     assert inception["fid_ci_low"] is None  # the interval over draws is for the headline space only
-    cached = [path.name for path in (trained_cell / layout.CACHE_DIR).iterdir()]
+    cached = [path.name for path in (trained_workdir / layout.CACHE_DIR).iterdir()]
     assert any("inception-v3-compat" in name for name in cached) and any("domain-classifier" in name for name in cached)
 
 
 @pytest.mark.slow  # a 2-minute Inception pass on CPU
-def test_inception_as_the_headline_space(trained_cell: Path, inception_weights: Path, network_attempts: list[str]) -> None:
+def test_inception_as_the_headline_space(trained_workdir: Path, inception_weights: Path, network_attempts: list[str]) -> None:
     evaluate = {**EVALUATE, "extractors": ["inception-v3-compat"], "inception_weights": str(inception_weights)}
-    write_params(trained_cell / "params.yaml", tiny_params(evaluate=evaluate))
+    write_params(trained_workdir / "params.yaml", tiny_params(evaluate=evaluate))
     result = CliRunner().invoke(app, ["evaluate", "--variant", "gan", "--seed", "0"])
     assert result.exit_code == 0, result.output
     assert "inception-v3-compat" in result.output and network_attempts == []
@@ -101,20 +87,20 @@ def test_inception_as_the_headline_space(trained_cell: Path, inception_weights: 
     assert cell["fid_ci_low"] is not None and cell["classes_covered"] >= 1  # coverage still from the domain classifier
 
 
-def test_without_a_file_it_downloads_and_fails_clearly_offline(trained_cell: Path, network_attempts: list[str]) -> None:
-    write_params(trained_cell / "params.yaml", tiny_params(evaluate={**EVALUATE, "extractors": ["inception-v3-compat"]}))
+def test_without_a_file_it_downloads_and_fails_clearly_offline(trained_workdir: Path, network_attempts: list[str]) -> None:
+    write_params(trained_workdir / "params.yaml", tiny_params(evaluate={**EVALUATE, "extractors": ["inception-v3-compat"]}))
     result = CliRunner().invoke(app, ["evaluate", "--variant", "gan", "--seed", "0"])
     assert result.exit_code == 2
     assert network_attempts and network_attempts[0] == inception_module.URL_INCEPTION_V3
     assert "evaluate.inception_weights" in result.output and not Cell("gan", 0).metrics.exists()
 
 
-def test_missing_or_bad_weights_file_is_bad_input(trained_cell: Path, tmp_path: Path) -> None:
+def test_missing_or_bad_weights_file_is_bad_input(trained_workdir: Path, tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a state dict")
     for path, message in ((tmp_path / "missing.pth", "weights not found"), (garbage, "not usable")):
         evaluate = {**EVALUATE, "inception_weights": str(path)}
-        write_params(trained_cell / "params.yaml", tiny_params(evaluate=evaluate))
+        write_params(trained_workdir / "params.yaml", tiny_params(evaluate=evaluate))
         result = CliRunner().invoke(app, ["evaluate", "--variant", "gan", "--seed", "0"])
         assert result.exit_code == 2 and message in result.output and str(path) in result.output
         assert not Cell("gan", 0).metrics.exists()

@@ -16,15 +16,12 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline import layout
 from pipeline.config import parse_params
 from pipeline.evaluation.cell import evaluate_cell
-from pipeline.evaluation.classifier import DomainClassifier
-from pipeline.evaluation.evaluator import save_evaluator
 from pipeline.layout import Cell
 from pipeline.teamserver import MlflowServer, free_port
 from pipeline.tracking import Outbox
-from tests.conftest import REPO, tiny_params, write_params, write_prepared
+from tests.conftest import REPO, save_untrained_evaluator, tiny_params, write_params, write_prepared
 
 pytestmark = pytest.mark.slow
 
@@ -64,8 +61,7 @@ def _run_grid(workdir: Path, store: str) -> tuple[str, str, dict[str, dict]]:
                       tracking={"system_metrics_interval": 0.5, "log_models": False})
     raw["train"].update(steps=STEPS, log_every=10, sample_every=40, checkpoint_every=60, snapshot_every=60)
     write_params(workdir / "params.yaml", raw)
-    save_evaluator(layout.EVALUATOR_PATH, DomainClassifier(1, 8, 4, width=4, feature_dim=8).eval(),
-                   metrics={"test_accuracy": 0.5}, data_fingerprint="synthetic-0")
+    save_untrained_evaluator()
     # one intra-op thread each: four processes on a 2-core CI machine would otherwise oversubscribe it 4x
     env = {**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_TRACKING_URI": store, "OMP_NUM_THREADS": "1"}
     _all_at_once(workdir, env, "train")

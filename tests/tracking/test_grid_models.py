@@ -12,17 +12,14 @@ import torch
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from pipeline import layout
 from pipeline.config import parse_params
 from pipeline.errors import InputError
 from pipeline.evaluation.cell import evaluate_cell
-from pipeline.evaluation.classifier import DomainClassifier
-from pipeline.evaluation.evaluator import save_evaluator
 from pipeline.layout import Cell
 from pipeline.tracking import experiment_id, grid_key, grid_run_id, tracking_uri
 from pipeline.training.loop import train_cell
 from stages.app import app
-from tests.conftest import tiny_params, write_params, write_prepared
+from tests.conftest import save_untrained_evaluator, tiny_params, write_params, write_prepared
 
 
 def test_grid_key_follows_params_commit_and_experiment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,8 +62,7 @@ def grid(workdir: Path) -> Path:
     raw["train"]["steps"] = 30  # long enough for a few system-metric samples
     params_path = write_params(workdir / "params.yaml", raw)
     params = parse_params(raw)
-    save_evaluator(layout.EVALUATOR_PATH, DomainClassifier(1, 8, 4, width=4, feature_dim=8).eval(),
-                   metrics={"test_accuracy": 0.5}, data_fingerprint="synthetic-0")
+    save_untrained_evaluator()
     key = grid_key(params_path, None)
     for variant in ("gan", "vae"):
         train_cell(params, variant, 0, progress=False, grid_key=key)
