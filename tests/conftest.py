@@ -101,15 +101,15 @@ def _small_torch() -> None:
     torch.set_num_threads(1)
 
 
-def save_untrained_evaluator(channels: int = 1, resolution: int = 8, num_classes: int = 4) -> Path:
-    """A width-4 domain classifier at its initialisation as the project's evaluator (a fit takes seconds)."""
+def save_untrained_evaluator() -> None:
+    """A width-4 domain classifier at its initialisation, for :func:`write_prepared`'s default data, as the project's
+    evaluator (a fit takes seconds)."""
     from pipeline import layout
     from pipeline.evaluation.classifier import DomainClassifier
     from pipeline.evaluation.evaluator import save_evaluator
 
-    model = DomainClassifier(channels, resolution, num_classes, width=4, feature_dim=8).eval()
+    model = DomainClassifier(1, 8, 4, width=4, feature_dim=8).eval()
     save_evaluator(layout.EVALUATOR_PATH, model, metrics={"test_accuracy": 0.5}, data_fingerprint="synthetic-0")
-    return layout.EVALUATOR_PATH
 
 
 @pytest.fixture(scope="session")
@@ -124,17 +124,13 @@ def tiny_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            write_prepared(root, n_train=128)
-            save_untrained_evaluator()
-            params = parse_params(TINY_PARAMS)
-            write_params(root / "params.yaml", TINY_PARAMS)
-            for variant in ("gan", "vae"):
-                train_cell(params, variant, 0, progress=False)
-        finally:
-            torch.set_num_threads(threads)
+        torch.set_num_threads(1)  # as every test runs (_small_torch), which a session fixture precedes
+        write_prepared(root, n_train=128)
+        save_untrained_evaluator()
+        write_params(root / "params.yaml", TINY_PARAMS)
+        params = parse_params(TINY_PARAMS)
+        for variant in ("gan", "vae"):
+            train_cell(params, variant, 0, progress=False)
     return root
 
 

@@ -39,9 +39,11 @@ def code_map() -> set[Path]:
         indent, words = len(line) - len(line.lstrip()), line.split()
         if not words:
             continue
-        if indent == 0 or (indent == 2 and words[0].endswith("/")):
-            folder = Path(words[0]) if indent == 0 else top / words[0]
-            top = folder if indent == 0 else top
+        if indent == 0:
+            top = folder = Path(words[0])
+            named.add(top)
+        elif indent == 2 and words[0].endswith("/"):
+            folder = top / words[0]
             named.add(folder)
         elif indent == 2:
             folder = top
